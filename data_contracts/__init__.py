@@ -1,0 +1,1 @@
+"""Declared data contracts of the uploads and reference files, and the suites built from them."""

@@ -1,0 +1,1 @@
+"""Prefect flows: thin wiring of the plain steps in `pipelines/nightly.py`."""

@@ -1,0 +1,1 @@
+"""Ingest: read any upload into a canonical frame, check it, and load it into the warehouse."""

@@ -1,0 +1,41 @@
+"""Parse and check upload file names: `<fixmedins_code>_<YYYYMMDD>_<table>.<ext>`."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime
+
+NAME = re.compile(r"^(?P<code>[A-Za-z0-9]{1,32})_(?P<day>\d{8})_(?P<table>setl|fee)\.(?P<ext>csv|xlsx|parquet)$")
+EXTS = ("csv", "xlsx", "parquet")
+
+
+class BadFileName(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class UploadName:
+    name: str
+    code: str
+    day: date
+    table: str
+    ext: str
+
+    @property
+    def stem(self) -> str:
+        """The file's identity across formats: a resend as xlsx replaces the csv of the same stem."""
+        return f"{self.code}_{self.day:%Y%m%d}_{self.table}"
+
+
+def parse(name: str) -> UploadName:
+    m = NAME.match(name)
+    if not m:
+        raise BadFileName(
+            f"name does not follow <机构编码>_<YYYYMMDD>_<setl|fee>.<csv|xlsx|parquet>: {name!r}"
+        )
+    try:
+        day = datetime.strptime(m["day"], "%Y%m%d").date()
+    except ValueError:
+        raise BadFileName(f"the date in the name is not a calendar date: {m['day']!r}") from None
+    return UploadName(name, m["code"], day, m["table"], m["ext"])

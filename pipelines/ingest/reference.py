@@ -1,0 +1,84 @@
+"""Load the bureau's reference lists (`INBOX/reference/*.csv`) into `ref_<name>` tables.
+
+A list is replaced whole when its content changes. A list that breaks its contract is refused with
+the first failing rows named, and the version already in the warehouse stays in force.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from data_contracts.contract import Table, reference_tables
+from pipelines.ingest.loader import sha256_of
+from pipelines.ingest.reader import FileRejected, decode
+from pipelines.ingest.rules import parse_and_check
+from pipelines.warehouse.schema import SQL_TYPES, ident
+
+
+@dataclass
+class ReferenceResult:
+    loaded: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    absent: list[str] = field(default_factory=list)
+    rejected: list[dict] = field(default_factory=list)
+
+
+def read_reference(path: Path, table: Table) -> pl.DataFrame:
+    """Typed rows of one reference file, or FileRejected naming the rows and rules that fail."""
+    text, _ = decode(path.read_bytes())
+    try:
+        frame = pl.read_csv(io.StringIO(text), infer_schema=False)
+    except pl.exceptions.PolarsError as e:
+        raise FileRejected("unreadable", f"not a well-formed CSV: {str(e).splitlines()[0][:200]}") from None
+    frame = frame.rename({c: c.strip() for c in frame.columns})
+    missing = [c.code for c in table.columns if not c.optional and c.code not in frame.columns]
+    if missing:
+        raise FileRejected("missing_column", f"required column missing: {', '.join(missing)}")
+    frame = frame.select(
+        *[pl.col(c).str.strip_chars().replace("", None) if c in frame.columns else pl.lit(None, pl.String).alias(c)
+          for c in table.codes],
+        _fi=pl.lit(0, pl.Int32), _row=pl.int_range(pl.len(), dtype=pl.Int32) + 2,
+    )
+    typed, failures = parse_and_check(frame, table)
+    dup = typed.filter(pl.struct(list(table.key)).is_duplicated())
+    if not dup.is_empty():
+        failures = pl.concat([failures, dup.select("_fi", "_row", rule=pl.lit("duplicate_key"),
+                                                   value=pl.concat_str(list(table.key), separator="/"))])
+    if not failures.is_empty():
+        shown = "; ".join(f"row {r}: {rule} ({v})" for r, rule, v in
+                          failures.sort("_row").head(3).select("_row", "rule", "value").iter_rows())
+        more = f" and {failures.height - 3} more" if failures.height > 3 else ""
+        raise FileRejected("contract", f"{failures.height} failing rows: {shown}{more}")
+    return typed.select(table.codes)
+
+
+def load_references(con: duckdb.DuckDBPyConnection, ref_dir: Path, run_id: str) -> ReferenceResult:
+    result = ReferenceResult()
+    previous = dict(con.execute("SELECT name, arg_max(sha256, loaded_at) FROM reference_files GROUP BY name").fetchall())
+    for name, table in reference_tables().items():
+        path = ref_dir / f"{name}.csv"
+        if not path.is_file():
+            result.absent.append(name)
+            continue
+        sha = sha256_of(path)
+        if previous.get(name) == sha:
+            result.unchanged.append(name)
+            continue
+        try:
+            typed = read_reference(path, table)
+        except FileRejected as e:
+            result.rejected.append({"file": f"reference/{path.name}", "rule": e.rule, "reason": e.message})
+            continue
+        cols = ", ".join(f"CAST({ident(c.code)} AS {SQL_TYPES[c.type]}) AS {ident(c.code)}" for c in table.columns)
+        con.register("ref_rows", typed.to_arrow())
+        con.execute(f"CREATE OR REPLACE TABLE ref_{name} AS SELECT {cols} FROM ref_rows")
+        con.unregister("ref_rows")
+        con.execute("INSERT INTO reference_files VALUES (?, ?, ?, ?, ?)", [name, sha, typed.height, run_id, datetime.now()])
+        result.loaded.append(name)
+    return result

@@ -1,0 +1,135 @@
+"""The nightly run as plain steps: each a function of the run context, wired in order by `run_nightly`.
+
+The Prefect flow (`pipelines/flows/nightly.py`) wraps the same steps as tasks; the command line runs
+them directly when no Prefect server is configured. Either way the run writes a staging copy of the
+warehouse and publishes it only when every step succeeded (`warehouse/session.py`).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+
+import duckdb
+
+from pipelines import __version__
+from pipelines.ingest.loader import IngestResult, ingest
+from pipelines.ingest.reference import ReferenceResult, load_references
+from pipelines.outputs.run_files import write_quarantine, write_summary
+from pipelines.progress import QUIET, Progress
+from pipelines.warehouse.session import write_session
+
+
+class RunInputError(ValueError):
+    """A problem with what the user gave the run (paths, dates): reported in one line, never a traceback."""
+
+
+@dataclass
+class NightlyParams:
+    inbox: Path
+    db: Path
+    out: Path
+    as_of: date | None = None
+    seed: int | None = None
+
+
+@dataclass
+class RunContext:
+    params: NightlyParams
+    run_id: str
+    stage: Path  # the staging copy of the warehouse this run writes
+    progress: Progress = QUIET
+    as_of: date | None = None
+    reference: ReferenceResult | None = None
+    ingest: IngestResult | None = None
+    quarantined_rows: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def connect(self) -> duckdb.DuckDBPyConnection:
+        return duckdb.connect(str(self.stage))
+
+
+Step = Callable[[RunContext], None]
+
+
+def step_reference(ctx: RunContext) -> None:
+    with ctx.connect() as con:
+        ctx.reference = load_references(con, ctx.params.inbox / "reference", ctx.run_id)
+
+
+def step_ingest(ctx: RunContext) -> None:
+    with ctx.connect() as con:
+        ctx.ingest = ingest(con, ctx.params.inbox, ctx.run_id, ctx.progress.say)
+        latest = con.execute("SELECT max(file_date) FROM manifest WHERE status = 'loaded'").fetchall()[0][0]
+    ctx.as_of = ctx.params.as_of or latest or date.today()
+
+
+def step_outputs(ctx: RunContext) -> None:
+    with ctx.connect() as con:
+        ctx.quarantined_rows = write_quarantine(con, ctx.run_id, ctx.params.out)
+
+
+STEPS: list[tuple[str, Step]] = [
+    ("reference", step_reference),
+    ("ingest", step_ingest),
+    ("outputs", step_outputs),
+]
+
+Runner = Callable[[str, Step, RunContext], None]
+
+
+def run_directly(name: str, fn: Step, ctx: RunContext) -> None:
+    fn(ctx)
+
+
+def summary_of(ctx: RunContext, status: str, error: str | None = None) -> dict:
+    ing = ctx.ingest or IngestResult()
+    rejected = list(ing.rejected) + (ctx.reference.rejected if ctx.reference else [])
+    return {
+        "run_id": ctx.run_id,
+        "status": status,
+        **({"error": error} if error else {}),
+        "as_of": ctx.as_of.isoformat() if ctx.as_of else None,
+        "software_version": __version__,
+        "files": {**ing.files_summary(), "rejected": [{"file": r["file"], "reason": f"{r['rule']}: {r['reason']}"}
+                                                      for r in rejected]},
+        "rows": {t: vars(c) for t, c in ing.rows.items()},
+        "reference": {k: getattr(ctx.reference, k) for k in ("loaded", "unchanged", "absent")} if ctx.reference else {},
+        "timings_s": {k: round(v, 3) for k, v in ctx.timings.items()},
+        "outputs": {"folder": str(ctx.params.out.resolve()), "quarantine_csv": "quarantine.csv"},
+    }
+
+
+def run_nightly(params: NightlyParams, runner: Runner = run_directly, progress: Progress = QUIET) -> dict:
+    """Run every step; publish the warehouse and return the summary, or raise with the warehouse untouched."""
+    if not (params.inbox / "uploads").is_dir() and not (params.inbox / "reference").is_dir():
+        raise RunInputError(f"{params.inbox} is not an inbox: expected an uploads/ and/or reference/ folder in it")
+    params.out.mkdir(parents=True, exist_ok=True)
+    run_id = f"{datetime.now():%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
+    started = datetime.now()
+    ctx: RunContext | None = None
+    try:
+        with write_session(params.db) as stage:
+            ctx = RunContext(params, run_id, stage, progress)
+            for name, fn in STEPS:
+                progress.step(name)
+                t0 = time.perf_counter()
+                runner(name, fn, ctx)
+                ctx.timings[name] = time.perf_counter() - t0
+            summary = summary_of(ctx, "completed")
+            with ctx.connect() as con:
+                con.execute("INSERT INTO runs VALUES (?, ?, ?, ?, 'completed', ?, ?)",
+                            [run_id, started, datetime.now(), ctx.as_of, __version__, json.dumps(summary, default=str)])
+    except BaseException as e:
+        if ctx is not None:
+            write_summary(summary_of(ctx, "failed", f"{type(e).__name__}: {e}"), params.out)
+        raise
+    finally:
+        progress.done()
+    write_summary(summary, params.out)
+    return summary

@@ -1,0 +1,43 @@
+"""Write tables for people (csv, xlsx) so that no uploaded text is ever run as a spreadsheet formula."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import polars as pl
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise(frame: pl.DataFrame) -> pl.DataFrame:
+    """Prefix a quote to every text cell Excel or LibreOffice would read as a formula (OWASP CSV injection)."""
+    exprs = []
+    for name, dtype in frame.schema.items():
+        if dtype == pl.String:
+            col = pl.col(name)
+            risky = col.str.starts_with("=")
+            for ch in FORMULA_START[1:]:
+                risky = risky | col.str.starts_with(ch)
+            exprs.append(pl.when(risky).then(pl.lit("'") + col).otherwise(col).alias(name))
+        else:
+            exprs.append(pl.col(name))
+    return frame.select(exprs)
+
+
+def private_file(path: Path) -> Path:
+    """Create (or truncate) `path` readable by its owner only, and return it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.close(fd)
+    os.chmod(path, 0o600)
+    return path
+
+
+def write_csv(frame: pl.DataFrame, path: Path) -> Path:
+    """UTF-8 with BOM so that Excel on Chinese Windows shows the text, formulas neutralised, owner-only."""
+    private_file(path)
+    with open(path, "wb") as fh:
+        fh.write(b"\xef\xbb\xbf")
+        neutralise(frame).write_csv(fh)
+    return path

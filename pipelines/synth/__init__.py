@@ -1,0 +1,1 @@
+"""Synthetic district generator: a realistic inbox with labelled anomalies and defective inputs."""

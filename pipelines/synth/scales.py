@@ -1,0 +1,26 @@
+"""Sizes of the synthetic district at each scale (`claimwatch generate --scale`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Scale:
+    hospitals: dict[str, int]  # hospital level -> count
+    pharmacies: int
+    persons: int
+    days: int
+    outpatient_per_day: dict[str, float]  # per hospital of that level
+    admissions_per_day: dict[str, float]
+    purchases_per_day: float  # walk-in purchases per pharmacy and day
+
+
+SCALES = {
+    "small": Scale({"3": 1, "2": 3, "1": 4}, 6, 3000, 30,
+                   {"3": 40, "2": 16, "1": 6}, {"3": 3, "2": 1.2, "1": 0.2}, 6),
+    "medium": Scale({"3": 3, "2": 7, "1": 10}, 30, 60000, 60,
+                    {"3": 420, "2": 150, "1": 45}, {"3": 16, "2": 6, "1": 0.8}, 40),
+    "large": Scale({"3": 6, "2": 14, "1": 20}, 80, 300000, 90,
+                   {"3": 900, "2": 320, "1": 90}, {"3": 30, "2": 10, "1": 1.5}, 60),
+}

@@ -1,0 +1,1 @@
+"""The DuckDB warehouse: its schema, the single-writer session and helpers to query it."""

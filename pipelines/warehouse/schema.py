@@ -1,0 +1,55 @@
+"""The warehouse schema, in one readable place.
+
+Upload tables take their columns from the declared contract (`data_contracts/upload_tables.yaml`), so a
+contract change and the table it loads into cannot drift apart. Everything else is plain DDL below.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+from data_contracts.contract import Table, upload_tables
+
+SQL_TYPES = {"text": "VARCHAR", "int": "INTEGER", "decimal2": "DECIMAL(14,2)", "decimal4": "DECIMAL(16,4)",
+             "datetime": "TIMESTAMP", "date": "DATE"}
+
+def ident(name: str) -> str:
+    """Quote an identifier for SQL text. Only contract-declared names reach here, but quote all the same."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+# lineage columns every loaded upload row carries
+LINEAGE = {"extra": "VARCHAR", "source_file": "VARCHAR", "source_row": "INTEGER", "run_id": "VARCHAR"}
+
+OTHER_TABLES = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id VARCHAR, started_at TIMESTAMP, finished_at TIMESTAMP, as_of DATE, status VARCHAR,
+    software_version VARCHAR, summary VARCHAR
+);
+-- every upload file the loader has seen, one row per version (name + content hash)
+CREATE TABLE IF NOT EXISTS manifest (
+    file_name VARCHAR, stem VARCHAR, fixmedins_code VARCHAR, file_date DATE, table_name VARCHAR,
+    sha256 VARCHAR, size_bytes BIGINT, status VARCHAR, reason VARCHAR,
+    rows_received INTEGER, rows_loaded INTEGER, rows_quarantined INTEGER, rows_duplicate INTEGER,
+    run_id VARCHAR, seen_at TIMESTAMP
+);
+-- rows and files refused at load, with the rule and the row as uploaded (for sending back)
+CREATE TABLE IF NOT EXISTS quarantine (
+    run_id VARCHAR, file VARCHAR, table_name VARCHAR, row_number INTEGER, record_id VARCHAR,
+    fixmedins_code VARCHAR, rule VARCHAR, value VARCHAR, row_json VARCHAR
+);
+-- reference lists as last received (replaced whole), with the hash they were loaded from
+CREATE TABLE IF NOT EXISTS reference_files (name VARCHAR, sha256 VARCHAR, rows INTEGER, run_id VARCHAR, loaded_at TIMESTAMP);
+"""
+
+
+def upload_ddl(table: Table) -> str:
+    cols = [f"{ident(c.code)} {SQL_TYPES[c.type]}" for c in table.columns]
+    cols += [f"{k} {v}" for k, v in LINEAGE.items()]
+    return f"CREATE TABLE IF NOT EXISTS {table.name} ({', '.join(cols)});"
+
+
+def create_all(con: duckdb.DuckDBPyConnection) -> None:
+    for table in upload_tables().values():
+        con.execute(upload_ddl(table))
+    con.execute(OTHER_TABLES)

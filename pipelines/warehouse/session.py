@@ -1,0 +1,91 @@
+"""The single-writer session: a whole run either commits to the warehouse file or leaves it untouched.
+
+A run works on a staging copy of the warehouse beside it and, only when every step has succeeded,
+atomically renames the copy over the original (`os.replace`). A failure or a killed process leaves the
+original exactly as it was; the stale copy is simply overwritten by the next run. An advisory lock
+(`fcntl.flock`, released by the OS if the process dies) lets only one run write at a time; readers
+(notebooks, `claimwatch` read-only commands) open the original read-only and are never blocked.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+
+from pipelines.warehouse.schema import create_all
+
+
+class WarehouseBusy(RuntimeError):
+    """Another run holds the warehouse."""
+
+
+def staging_path(db: Path) -> Path:
+    return db.parent / f".{db.name}.staging"
+
+
+@contextmanager
+def writer_lock(db: Path) -> Iterator[None]:
+    lock_path = db.parent / f".{db.name}.lock"
+    db.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+            raise WarehouseBusy(
+                f"the warehouse {db} is being written by {holder}; wait for that run to finish and retry"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"claimwatch run (pid {os.getpid()})".encode(), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def write_session(db: Path) -> Iterator[Path]:
+    """Yield the path of a staging copy to write; publish it over `db` only if the block succeeds."""
+    db = db.resolve()
+    with writer_lock(db):
+        stage = staging_path(db)
+        for leftover in (stage, stage.with_name(stage.name + ".wal")):
+            leftover.unlink(missing_ok=True)
+        if db.exists():
+            shutil.copyfile(db, stage)
+        con = duckdb.connect(str(stage))
+        try:
+            create_all(con)
+        finally:
+            con.close()
+        try:
+            yield stage
+        except BaseException:
+            stage.unlink(missing_ok=True)
+            stage.with_name(stage.name + ".wal").unlink(missing_ok=True)
+            raise
+        # a clean close has checkpointed; make sure before the file becomes the warehouse
+        con = duckdb.connect(str(stage))
+        con.execute("CHECKPOINT")
+        con.close()
+        with open(stage, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.chmod(stage, 0o600)  # medical and personal data: owner only
+        os.replace(stage, db)
+        dir_fd = os.open(db.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def connect_readonly(db: Path) -> duckdb.DuckDBPyConnection:
+    if not db.exists():
+        raise FileNotFoundError(f"no warehouse at {db}: run `claimwatch nightly` first")
+    return duckdb.connect(str(db), read_only=True)
