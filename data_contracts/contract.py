@@ -58,11 +58,20 @@ def _load(file: str) -> dict[str, Table]:
         for c in spec["columns"]:
             if c["type"] not in TYPES:
                 raise ValueError(f"{file}: {name}.{c['code']}: unknown type {c['type']!r}")
-            cols.append(Column(
-                code=c["code"], label=c.get("label", c["code"]), type=c["type"], not_null=c.get("not_null", False),
-                optional=c.get("optional", False), codes=tuple(c["codes"]) if "codes" in c else None,
-                aliases=c.get("aliases", {}), min=c.get("min"), max=c.get("max"), pattern=c.get("pattern"),
-            ))
+            cols.append(
+                Column(
+                    code=c["code"],
+                    label=c.get("label", c["code"]),
+                    type=c["type"],
+                    not_null=c.get("not_null", False),
+                    optional=c.get("optional", False),
+                    codes=tuple(c["codes"]) if "codes" in c else None,
+                    aliases=c.get("aliases", {}),
+                    min=c.get("min"),
+                    max=c.get("max"),
+                    pattern=c.get("pattern"),
+                )
+            )
         tables[name] = Table(name, tuple(spec["key"]), tuple(cols))
     return tables
 

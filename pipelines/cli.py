@@ -28,8 +28,18 @@ def _date(text: str) -> date:
         raise argparse.ArgumentTypeError(f"not a date in YYYY-MM-DD form: {text!r}") from None
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, not usage + error
+        self.exit(
+            2,
+            f"claimwatch: error: {message} (see `claimwatch {self.prog.split()[-1]} --help`)\n"
+            if " " in self.prog
+            else f"claimwatch: error: {message} (see `claimwatch --help`)\n",
+        )
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="claimwatch", description="医保基金智能监管: nightly claims supervision.")
+    p = _Parser(prog="claimwatch", description="医保基金智能监管: nightly claims supervision.")
     sub = p.add_subparsers(dest="command", required=True)
     d = sub.add_parser("demo", help="generate a synthetic inbox and run the nightly flow on it")
     d.add_argument("--out", type=Path, default=Path("claimwatch-demo"), help="folder for inbox, warehouse and outputs")
@@ -42,23 +52,35 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--end-date", type=_date, default=None, help="last day covered (default 2026-10-31)")
     n = sub.add_parser("nightly", help="load new uploads, check, detect, sample, draft notices, report")
     n.add_argument("--inbox", type=Path, required=True)
-    n.add_argument("--db", type=Path, default=DEFAULT_DB, help=f"warehouse file (default {DEFAULT_DB}, or $CLAIMWATCH_DB)")
+    n.add_argument(
+        "--db", type=Path, default=DEFAULT_DB, help=f"warehouse file (default {DEFAULT_DB}, or $CLAIMWATCH_DB)"
+    )
     n.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
-    n.add_argument("--as-of", type=_date, default=None, help="last day of the look-back window (default: newest upload day)")
+    n.add_argument(
+        "--as-of", type=_date, default=None, help="last day of the look-back window (default: newest upload day)"
+    )
     n.add_argument("--seed", type=int, default=None, help="seed of the random draws (default: from the audit cycle)")
-    n.add_argument("--orchestrator", choices=["auto", "prefect", "none"], default="auto",
-                   help="run as a Prefect flow (auto: when PREFECT_API_URL is set)")
+    n.add_argument(
+        "--orchestrator",
+        choices=["auto", "prefect", "none"],
+        default="auto",
+        help="run as a Prefect flow (auto: when PREFECT_API_URL is set)",
+    )
     return p
 
 
 def _print_summary(s: dict, out: Path, db: Path) -> None:
     f, rows = s["files"], s["rows"]
     print(f"claimwatch nightly {s['run_id']}: as of {s['as_of']}, {sum(s['timings_s'].values()):.1f}s")
-    print(f"  files: {f['seen']} seen, {f['loaded']} loaded, {f['unchanged']} unchanged, "
-          f"{f['corrected']} corrected, {len(f['rejected'])} rejected")
+    print(
+        f"  files: {f['seen']} seen, {f['loaded']} loaded, {f['unchanged']} unchanged, "
+        f"{f['corrected']} corrected, {len(f['rejected'])} rejected"
+    )
     for t, c in rows.items():
-        print(f"  {t:<5} rows: {c['received']:,} received = {c['loaded']:,} loaded + "
-              f"{c['quarantined']:,} quarantined + {c['duplicate']:,} duplicate")
+        print(
+            f"  {t:<5} rows: {c['received']:,} received = {c['loaded']:,} loaded + "
+            f"{c['quarantined']:,} quarantined + {c['duplicate']:,} duplicate"
+        )
     for r in f["rejected"][:5]:
         print(f"  rejected {r['file']}: {r['reason']}")
     if len(f["rejected"]) > 5:
@@ -73,9 +95,11 @@ def cmd_generate(args) -> None:
     if args.out.exists() and any(args.out.iterdir()) and not (args.out / "uploads").is_dir():
         raise UserError(f"{args.out} exists and is not a claimwatch inbox; choose an empty or new folder")
     g = generate(args.out, seed=args.seed, scale=args.scale, end=args.end_date or DEFAULT_END)
-    print(f"claimwatch generate: {g.files} upload files ({g.setl_rows:,} visits, {g.fee_rows:,} fee lines) "
-          f"in {g.inbox}/; {g.anomalous_institutions} anomalous institutions, {g.labelled_visits:,} labelled visits; "
-          f"ground truth in {g.truth}/")
+    print(
+        f"claimwatch generate: {g.files} upload files ({g.setl_rows:,} visits, {g.fee_rows:,} fee lines) "
+        f"in {g.inbox}/; {g.anomalous_institutions} anomalous institutions, {g.labelled_visits:,} labelled visits; "
+        f"ground truth in {g.truth}/"
+    )
 
 
 def run_nightly_cli(inbox: Path, db: Path, out: Path, as_of: date | None, seed: int | None, orchestrator: str) -> dict:
@@ -132,8 +156,10 @@ def main(argv: list[str] | None = None) -> int:
             where = f"details in {log}"
         except OSError:
             where = "no log could be written"
-        print(f"claimwatch: internal error: {type(e).__name__}: {e} ({where}); the warehouse is unchanged",
-              file=sys.stderr)
+        print(
+            f"claimwatch: internal error: {type(e).__name__}: {e} ({where}); the warehouse is unchanged",
+            file=sys.stderr,
+        )
         return 1
 
 

@@ -96,8 +96,10 @@ def summary_of(ctx: RunContext, status: str, error: str | None = None) -> dict:
         **({"error": error} if error else {}),
         "as_of": ctx.as_of.isoformat() if ctx.as_of else None,
         "software_version": __version__,
-        "files": {**ing.files_summary(), "rejected": [{"file": r["file"], "reason": f"{r['rule']}: {r['reason']}"}
-                                                      for r in rejected]},
+        "files": {
+            **ing.files_summary(),
+            "rejected": [{"file": r["file"], "reason": f"{r['rule']}: {r['reason']}"} for r in rejected],
+        },
         "rows": {t: vars(c) for t, c in ing.rows.items()},
         "reference": {k: getattr(ctx.reference, k) for k in ("loaded", "unchanged", "absent")} if ctx.reference else {},
         "timings_s": {k: round(v, 3) for k, v in ctx.timings.items()},
@@ -123,8 +125,10 @@ def run_nightly(params: NightlyParams, runner: Runner = run_directly, progress: 
                 ctx.timings[name] = time.perf_counter() - t0
             summary = summary_of(ctx, "completed")
             with ctx.connect() as con:
-                con.execute("INSERT INTO runs VALUES (?, ?, ?, ?, 'completed', ?, ?)",
-                            [run_id, started, datetime.now(), ctx.as_of, __version__, json.dumps(summary, default=str)])
+                con.execute(
+                    "INSERT INTO runs VALUES (?, ?, ?, ?, 'completed', ?, ?)",
+                    [run_id, started, datetime.now(), ctx.as_of, __version__, json.dumps(summary, default=str)],
+                )
     except BaseException as e:
         if ctx is not None:
             write_summary(summary_of(ctx, "failed", f"{type(e).__name__}: {e}"), params.out)

@@ -19,8 +19,9 @@ RETRIES = {"reference": 1, "ingest": 0, "outputs": 2}
 
 
 def prefect_runner(name: str, fn: Step, ctx: RunContext) -> None:
-    t = task(fn, name=name, cache_policy=NO_CACHE, retries=RETRIES.get(name, 0), retry_delay_seconds=5,
-             persist_result=False)
+    t = task(
+        fn, name=name, cache_policy=NO_CACHE, retries=RETRIES.get(name, 0), retry_delay_seconds=5, persist_result=False
+    )
     t(ctx)
 
 
@@ -30,7 +31,13 @@ def nightly_flow(inbox: str, db: str, out: str, as_of: str | None = None, seed: 
     summary = run_nightly(params, runner=prefect_runner)
     log = get_run_logger()
     rows = summary["rows"]
-    log.info("files seen %s, loaded %s, unchanged %s, rejected %s; setl rows %s, fee rows %s",
-             summary["files"]["seen"], summary["files"]["loaded"], summary["files"]["unchanged"],
-             len(summary["files"]["rejected"]), rows["setl"], rows["fee"])
+    log.info(
+        "files seen %s, loaded %s, unchanged %s, rejected %s; setl rows %s, fee rows %s",
+        summary["files"]["seen"],
+        summary["files"]["loaded"],
+        summary["files"]["unchanged"],
+        len(summary["files"]["rejected"]),
+        rows["setl"],
+        rows["fee"],
+    )
     return summary

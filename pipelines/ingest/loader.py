@@ -50,8 +50,13 @@ class IngestResult:
     rows: dict[str, RowCounts] = field(default_factory=lambda: {t: RowCounts() for t in TABLE_ORDER})
 
     def files_summary(self) -> dict:
-        return {"seen": self.seen, "loaded": self.loaded, "unchanged": self.unchanged,
-                "corrected": self.corrected, "rejected": self.rejected}
+        return {
+            "seen": self.seen,
+            "loaded": self.loaded,
+            "unchanged": self.unchanged,
+            "corrected": self.corrected,
+            "rejected": self.rejected,
+        }
 
 
 @dataclass
@@ -78,17 +83,30 @@ def list_uploads(uploads: Path) -> list[Path]:
     return sorted((p for p in uploads.iterdir() if not p.name.startswith(".")), key=lambda p: p.name)
 
 
-def _reject(con, run_id: str, result: IngestResult, name: str, rule: str, message: str,
-            meta: dict | None = None) -> None:
+def _reject(
+    con, run_id: str, result: IngestResult, name: str, rule: str, message: str, meta: dict | None = None
+) -> None:
     result.rejected.append({"file": name, "rule": rule, "reason": message})
     m = meta or {}
     con.execute(
         "INSERT INTO manifest VALUES (?, ?, ?, ?, ?, ?, ?, 'rejected', ?, 0, 0, 0, 0, ?, ?)",
-        [name, m.get("stem"), m.get("code"), m.get("day"), m.get("table"), m.get("sha"), m.get("size"),
-         f"{rule}: {message}", run_id, datetime.now()],
+        [
+            name,
+            m.get("stem"),
+            m.get("code"),
+            m.get("day"),
+            m.get("table"),
+            m.get("sha"),
+            m.get("size"),
+            f"{rule}: {message}",
+            run_id,
+            datetime.now(),
+        ],
     )
-    con.execute("INSERT INTO quarantine VALUES (?, ?, ?, NULL, NULL, ?, ?, ?, NULL)",
-                [run_id, name, m.get("table"), m.get("code"), rule, message])
+    con.execute(
+        "INSERT INTO quarantine VALUES (?, ?, ?, NULL, NULL, ?, ?, ?, NULL)",
+        [run_id, name, m.get("table"), m.get("code"), rule, message],
+    )
 
 
 def plan(con, uploads: Path, run_id: str, result: IngestResult) -> list[list[Incoming]]:
@@ -97,7 +115,8 @@ def plan(con, uploads: Path, run_id: str, result: IngestResult) -> list[list[Inc
         stem: (name, sha, status)
         for stem, name, sha, status in con.execute(
             "SELECT stem, arg_max(file_name, seen_at), arg_max(sha256, seen_at), arg_max(status, seen_at) "
-            "FROM manifest WHERE stem IS NOT NULL AND status <> 'superseded' GROUP BY stem").fetchall()
+            "FROM manifest WHERE stem IS NOT NULL AND status <> 'superseded' GROUP BY stem"
+        ).fetchall()
     }
     loaded_names: dict[str, list[str]] = {}
     for stem, name in con.execute("SELECT stem, file_name FROM manifest WHERE status = 'loaded'").fetchall():
@@ -119,7 +138,8 @@ def plan(con, uploads: Path, run_id: str, result: IngestResult) -> list[list[Inc
             result.unchanged += 1
             continue
         by_stem.setdefault(name.stem, []).append(
-            Incoming(path, name, sha, path.stat().st_size, loaded_names.get(name.stem, [])))
+            Incoming(path, name, sha, path.stat().st_size, loaded_names.get(name.stem, []))
+        )
     rounds: list[list[Incoming]] = []
     for versions in by_stem.values():
         versions.sort(key=lambda f: (f.path.stat().st_mtime_ns, f.path.name))
@@ -151,13 +171,13 @@ def _judge(con: duckdb.DuckDBPyConnection, table: Table) -> None:
         WITH c AS (
             SELECT *, row_number() OVER (PARTITION BY {content} ORDER BY _fi, _row) AS dup_n FROM batch
         ), w AS (
-            SELECT * FROM {t} WHERE ({', '.join(key)}) IN (SELECT ({', '.join(key)}) FROM batch)
+            SELECT * FROM {t} WHERE ({", ".join(key)}) IN (SELECT ({", ".join(key)}) FROM batch)
         )
         SELECT c.*, CASE
             WHEN c.dup_n > 1 THEN 'duplicate'
-            WHEN w.{key[1]} IS NOT NULL AND {_content_equal(table, 'c', 'w')} THEN 'duplicate'
+            WHEN w.{key[1]} IS NOT NULL AND {_content_equal(table, "c", "w")} THEN 'duplicate'
             WHEN w.{key[1]} IS NOT NULL THEN 'key_conflict'
-            WHEN row_number() OVER (PARTITION BY {', '.join(f'c.{k}' for k in key)}, c.dup_n = 1
+            WHEN row_number() OVER (PARTITION BY {", ".join(f"c.{k}" for k in key)}, c.dup_n = 1
                                     ORDER BY c._fi, c._row) > 1 THEN 'key_conflict'
             ELSE 'new' END AS status
         FROM c LEFT JOIN w ON {on}
@@ -178,19 +198,35 @@ def _judge(con: duckdb.DuckDBPyConnection, table: Table) -> None:
         """).fetchall()
         if bad:
             con.register("refund_bad", pl.DataFrame(bad, schema={"_fi": pl.Int32, "_row": pl.Int32}, orient="row"))
-            con.execute("UPDATE judged SET status = 'refund_unmatched' WHERE (_fi, _row) IN (SELECT (_fi, _row) FROM refund_bad)")
+            con.execute(
+                "UPDATE judged SET status = 'refund_unmatched' "
+                "WHERE (_fi, _row) IN (SELECT (_fi, _row) FROM refund_bad)"
+            )
             con.unregister("refund_bad")
 
 
 _VALUE_OF = {"key_conflict": None, "setl_missing": "setl_id", "refund_unmatched": "init_feedetl_sn"}
 
 
-def _load_batch(con, table: Table, files: list[Incoming], run_id: str, institutions: list[str] | None,
-                result: IngestResult, say: Callable[[str], None]) -> None:
+def _load_batch(
+    con,
+    table: Table,
+    files: list[Incoming],
+    run_id: str,
+    institutions: list[str] | None,
+    result: IngestResult,
+    say: Callable[[str], None],
+) -> None:
     raws: list[tuple[int, Incoming, RawFile]] = []
     for inc in files:
-        meta = {"stem": inc.name.stem, "code": inc.name.code, "day": inc.name.day, "table": table.name,
-                "sha": inc.sha256, "size": inc.size}
+        meta = {
+            "stem": inc.name.stem,
+            "code": inc.name.code,
+            "day": inc.name.day,
+            "table": table.name,
+            "sha": inc.sha256,
+            "size": inc.size,
+        }
         try:
             raws.append((len(raws), inc, read_upload(inc.path, table, inc.name.ext)))
         except FileRejected as e:
@@ -200,43 +236,77 @@ def _load_batch(con, table: Table, files: list[Incoming], run_id: str, instituti
         if inc.supersedes:
             names = list(inc.supersedes)
             con.execute(f"DELETE FROM {table.name} WHERE source_file IN (SELECT unnest(?))", [names])
-            con.execute("UPDATE manifest SET status = 'superseded' WHERE file_name IN (SELECT unnest(?)) "
-                        "AND status = 'loaded'", [names])
+            con.execute(
+                "UPDATE manifest SET status = 'superseded' WHERE file_name IN (SELECT unnest(?)) AND status = 'loaded'",
+                [names],
+            )
             result.corrected += 1
     if not raws:
         return
-    batch = pl.concat([
-        r.frame.with_columns(_fi=pl.lit(i, pl.Int32), _fcode=pl.lit(inc.name.code), _fday=pl.lit(inc.name.day))
-        for i, inc, r in raws
-    ])
+    batch = pl.concat(
+        [
+            r.frame.with_columns(_fi=pl.lit(i, pl.Int32), _fcode=pl.lit(inc.name.code), _fday=pl.lit(inc.name.day))
+            for i, inc, r in raws
+        ]
+    )
     typed, failures = parse_and_check(batch, table, upload_row_rules(table, institutions))
     failed = failures.select("_fi", "_row").unique()
     checked = typed.join(failed, on=["_fi", "_row"], how="anti").drop("_fcode", "_fday")
     con.register("batch", checked.to_arrow())
     _judge(con, table)
     con.unregister("batch")
-    names = pl.DataFrame({"_fi": [i for i, _, _ in raws], "source_file": [inc.path.name for _, inc, _ in raws]},
-                         schema={"_fi": pl.Int32, "source_file": pl.String})
+    names = pl.DataFrame(
+        {"_fi": [i for i, _, _ in raws], "source_file": [inc.path.name for _, inc, _ in raws]},
+        schema={"_fi": pl.Int32, "source_file": pl.String},
+    )
     con.register("batch_files", names.to_arrow())
     casts = ", ".join(f"CAST(j.{ident(c.code)} AS {SQL_TYPES[c.type]}) AS {ident(c.code)}" for c in table.columns)
-    con.execute(f"""INSERT INTO {table.name} BY NAME
+    con.execute(
+        f"""INSERT INTO {table.name} BY NAME
         SELECT {casts}, j.extra, f.source_file, j._row AS source_row, ? AS run_id
-        FROM judged j JOIN batch_files f USING (_fi) WHERE j.status = 'new' ORDER BY j._fi, j._row""", [run_id])
+        FROM judged j JOIN batch_files f USING (_fi) WHERE j.status = 'new' ORDER BY j._fi, j._row""",
+        [run_id],
+    )
     # refused rows: contract failures (rules joined per row) and cross-row judgements
     id_col = table.key[1]
-    shown = " ".join(f"WHEN '{rule}' THEN {ident(col or id_col)}" for rule, col in _VALUE_OF.items()
-                     if col is None or col in table.codes)
+    shown = " ".join(
+        f"WHEN '{rule}' THEN {ident(col or id_col)}"
+        for rule, col in _VALUE_OF.items()
+        if col is None or col in table.codes
+    )
     later = con.sql(f"""SELECT _fi, _row, status AS rule, CASE status {shown} END AS value
                             FROM judged WHERE status NOT IN ('new', 'duplicate')""").pl()
-    refused = pl.concat([failures.select("_fi", "_row", "rule", "value"),
-                         later.with_columns(pl.col("_fi").cast(pl.Int32), pl.col("_row").cast(pl.Int32))])
+    refused = pl.concat(
+        [
+            failures.select("_fi", "_row", "rule", "value"),
+            later.with_columns(pl.col("_fi").cast(pl.Int32), pl.col("_row").cast(pl.Int32)),
+        ]
+    )
     refused = refused.group_by("_fi", "_row", maintain_order=True).agg(
-        rule=pl.col("rule").str.join("; "), value=pl.col("value").str.join("; "))
-    uploaded = batch.select("_fi", "_row", pl.col(id_col).alias("record_id"), "fixmedins_code",
-                            pl.struct(table.codes).struct.json_encode().alias("row_json"))
-    q = refused.join(uploaded, on=["_fi", "_row"]).join(names, on="_fi").select(
-        pl.lit(run_id).alias("run_id"), pl.col("source_file").alias("file"), pl.lit(table.name).alias("table_name"),
-        pl.col("_row").alias("row_number"), "record_id", "fixmedins_code", "rule", "value", "row_json")
+        rule=pl.col("rule").str.join("; "), value=pl.col("value").str.join("; ")
+    )
+    uploaded = batch.select(
+        "_fi",
+        "_row",
+        pl.col(id_col).alias("record_id"),
+        "fixmedins_code",
+        pl.struct(table.codes).struct.json_encode().alias("row_json"),
+    )
+    q = (
+        refused.join(uploaded, on=["_fi", "_row"])
+        .join(names, on="_fi")
+        .select(
+            pl.lit(run_id).alias("run_id"),
+            pl.col("source_file").alias("file"),
+            pl.lit(table.name).alias("table_name"),
+            pl.col("_row").alias("row_number"),
+            "record_id",
+            "fixmedins_code",
+            "rule",
+            "value",
+            "row_json",
+        )
+    )
     con.register("q", q.to_arrow())
     con.execute("INSERT INTO quarantine BY NAME SELECT * FROM q")
     con.unregister("q")
@@ -253,9 +323,24 @@ def _load_batch(con, table: Table, files: list[Incoming], run_id: str, instituti
     now = datetime.now()
     for i, inc, _ in raws:
         c = per[i]
-        con.execute("INSERT INTO manifest VALUES (?, ?, ?, ?, ?, ?, ?, 'loaded', NULL, ?, ?, ?, ?, ?, ?)",
-                    [inc.path.name, inc.name.stem, inc.name.code, inc.name.day, table.name, inc.sha256, inc.size,
-                     c.received, c.loaded, c.quarantined, c.duplicate, run_id, now])
+        con.execute(
+            "INSERT INTO manifest VALUES (?, ?, ?, ?, ?, ?, ?, 'loaded', NULL, ?, ?, ?, ?, ?, ?)",
+            [
+                inc.path.name,
+                inc.name.stem,
+                inc.name.code,
+                inc.name.day,
+                table.name,
+                inc.sha256,
+                inc.size,
+                c.received,
+                c.loaded,
+                c.quarantined,
+                c.duplicate,
+                run_id,
+                now,
+            ],
+        )
         result.rows[table.name].add(c)
         result.loaded += 1
     con.unregister("batch_files")
@@ -276,14 +361,17 @@ def _batches(files: list[Incoming]) -> list[list[Incoming]]:
 
 
 def known_institutions(con) -> list[str] | None:
-    exists = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'ref_institutions'").fetchall()
+    exists = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'ref_institutions'"
+    ).fetchall()
     if not exists[0][0]:
         return None
     return [r[0] for r in con.execute("SELECT DISTINCT fixmedins_code FROM ref_institutions").fetchall()]
 
 
-def ingest(con: duckdb.DuckDBPyConnection, inbox: Path, run_id: str,
-           say: Callable[[str], None] = lambda _: None) -> IngestResult:
+def ingest(
+    con: duckdb.DuckDBPyConnection, inbox: Path, run_id: str, say: Callable[[str], None] = lambda _: None
+) -> IngestResult:
     """Load every new or corrected upload under `inbox/uploads`; the caller commits or rolls back."""
     result = IngestResult()
     rounds = plan(con, inbox / "uploads", run_id, result)

@@ -31,9 +31,7 @@ class UploadName:
 def parse(name: str) -> UploadName:
     m = NAME.match(name)
     if not m:
-        raise BadFileName(
-            f"name does not follow <机构编码>_<YYYYMMDD>_<setl|fee>.<csv|xlsx|parquet>: {name!r}"
-        )
+        raise BadFileName(f"name does not follow <机构编码>_<YYYYMMDD>_<setl|fee>.<csv|xlsx|parquet>: {name!r}")
     try:
         day = datetime.strptime(m["day"], "%Y%m%d").date()
     except ValueError:

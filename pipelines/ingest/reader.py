@@ -47,7 +47,9 @@ def decode(data: bytes) -> tuple[str, str]:
     try:
         return data.decode("gb18030"), "gb18030"
     except UnicodeDecodeError as e:
-        raise FileRejected("unreadable", f"neither UTF-8 nor GB18030 text (undecodable byte at offset {e.start})") from None
+        raise FileRejected(
+            "unreadable", f"neither UTF-8 nor GB18030 text (undecodable byte at offset {e.start})"
+        ) from None
 
 
 def _read_csv(path: Path) -> tuple[pl.DataFrame, str]:
@@ -95,8 +97,12 @@ def _as_text(frame: pl.DataFrame) -> pl.DataFrame:
             exprs.append(col.dt.strftime("%Y-%m-%d 00:00:00"))
         elif dtype.is_float():
             # whole numbers stored as floats (1.0) must read back as the code "1"
-            exprs.append(pl.when(col == col.round(0)).then(col.cast(pl.Int64).cast(pl.String))
-                         .otherwise(col.cast(pl.String)).alias(name))
+            exprs.append(
+                pl.when(col == col.round(0))
+                .then(col.cast(pl.Int64).cast(pl.String))
+                .otherwise(col.cast(pl.String))
+                .alias(name)
+            )
         else:
             exprs.append(col.cast(pl.String))
     return frame.select(exprs)
@@ -131,10 +137,14 @@ def read_upload(path: Path, table: Table, ext: str) -> RawFile:
         labels = ", ".join(f"{c}({table.column(c).label})" for c in missing)
         raise FileRejected("missing_column", f"required column missing: {labels}")
     frame = frame.rename(rename)
-    extra = (pl.struct([pl.col(c) for c in extras]).struct.json_encode() if extras else pl.lit(None, pl.String))
+    extra = pl.struct([pl.col(c) for c in extras]).struct.json_encode() if extras else pl.lit(None, pl.String)
     frame = frame.select(
-        *[pl.col(c).str.strip_chars().replace("", None).alias(c) if c in frame.columns else pl.lit(None, pl.String).alias(c)
-          for c in table.codes],
+        *[
+            pl.col(c).str.strip_chars().replace("", None).alias(c)
+            if c in frame.columns
+            else pl.lit(None, pl.String).alias(c)
+            for c in table.codes
+        ],
         extra.alias("extra"),
         (pl.int_range(pl.len(), dtype=pl.Int32) + 2).alias("_row"),
     )
@@ -144,5 +154,3 @@ def read_upload(path: Path, table: Table, ext: str) -> RawFile:
 def row_json(frame: pl.DataFrame, columns: list[str]) -> pl.Series:
     """The row as uploaded (text) for the send-back file."""
     return frame.select(pl.struct(columns).struct.json_encode()).to_series()
-
-

@@ -41,18 +41,29 @@ def read_reference(path: Path, table: Table) -> pl.DataFrame:
     if missing:
         raise FileRejected("missing_column", f"required column missing: {', '.join(missing)}")
     frame = frame.select(
-        *[pl.col(c).str.strip_chars().replace("", None) if c in frame.columns else pl.lit(None, pl.String).alias(c)
-          for c in table.codes],
-        _fi=pl.lit(0, pl.Int32), _row=pl.int_range(pl.len(), dtype=pl.Int32) + 2,
+        *[
+            pl.col(c).str.strip_chars().replace("", None) if c in frame.columns else pl.lit(None, pl.String).alias(c)
+            for c in table.codes
+        ],
+        _fi=pl.lit(0, pl.Int32),
+        _row=pl.int_range(pl.len(), dtype=pl.Int32) + 2,
     )
     typed, failures = parse_and_check(frame, table)
     dup = typed.filter(pl.struct(list(table.key)).is_duplicated())
     if not dup.is_empty():
-        failures = pl.concat([failures, dup.select("_fi", "_row", rule=pl.lit("duplicate_key"),
-                                                   value=pl.concat_str(list(table.key), separator="/"))])
+        failures = pl.concat(
+            [
+                failures,
+                dup.select(
+                    "_fi", "_row", rule=pl.lit("duplicate_key"), value=pl.concat_str(list(table.key), separator="/")
+                ),
+            ]
+        )
     if not failures.is_empty():
-        shown = "; ".join(f"row {r}: {rule} ({v})" for r, rule, v in
-                          failures.sort("_row").head(3).select("_row", "rule", "value").iter_rows())
+        shown = "; ".join(
+            f"row {r}: {rule} ({v})"
+            for r, rule, v in failures.sort("_row").head(3).select("_row", "rule", "value").iter_rows()
+        )
         more = f" and {failures.height - 3} more" if failures.height > 3 else ""
         raise FileRejected("contract", f"{failures.height} failing rows: {shown}{more}")
     return typed.select(table.codes)
@@ -60,7 +71,9 @@ def read_reference(path: Path, table: Table) -> pl.DataFrame:
 
 def load_references(con: duckdb.DuckDBPyConnection, ref_dir: Path, run_id: str) -> ReferenceResult:
     result = ReferenceResult()
-    previous = dict(con.execute("SELECT name, arg_max(sha256, loaded_at) FROM reference_files GROUP BY name").fetchall())
+    previous = dict(
+        con.execute("SELECT name, arg_max(sha256, loaded_at) FROM reference_files GROUP BY name").fetchall()
+    )
     for name, table in reference_tables().items():
         path = ref_dir / f"{name}.csv"
         if not path.is_file():
@@ -79,6 +92,8 @@ def load_references(con: duckdb.DuckDBPyConnection, ref_dir: Path, run_id: str) 
         con.register("ref_rows", typed.to_arrow())
         con.execute(f"CREATE OR REPLACE TABLE ref_{name} AS SELECT {cols} FROM ref_rows")
         con.unregister("ref_rows")
-        con.execute("INSERT INTO reference_files VALUES (?, ?, ?, ?, ?)", [name, sha, typed.height, run_id, datetime.now()])
+        con.execute(
+            "INSERT INTO reference_files VALUES (?, ?, ?, ?, ?)", [name, sha, typed.height, run_id, datetime.now()]
+        )
         result.loaded.append(name)
     return result

@@ -44,8 +44,13 @@ def _column_rules(c: Column) -> list[tuple[str, pl.Expr]]:
     if c.not_null:
         rules.append((f"missing_value:{c.code}", raw.is_null()))
     if c.type != "text":
-        kind = {"int": "bad_int", "decimal2": "bad_decimal", "decimal4": "bad_decimal", "datetime": "bad_datetime",
-                "date": "bad_date"}
+        kind = {
+            "int": "bad_int",
+            "decimal2": "bad_decimal",
+            "decimal4": "bad_decimal",
+            "datetime": "bad_datetime",
+            "date": "bad_date",
+        }
         rules.append((f"{kind[c.type]}:{c.code}", raw.is_not_null() & val.is_null()))
     if c.codes:
         rules.append((f"bad_code:{c.code}", val.is_not_null() & ~val.is_in(list(c.codes))))
@@ -72,12 +77,21 @@ def upload_row_rules(table: Table, institutions: list[str] | None) -> list[RowRu
         rules.append(("unknown_institution", ~pl.col("fixmedins_code").is_in(institutions), raw("fixmedins_code")))
     if table.name == "setl":
         rules += [
-            ("end_before_begin", pl.col("endtime") < pl.col("begntime"),
-             pl.format("begntime={} endtime={}", raw("begntime"), raw("endtime"))),
-            ("fund_exceeds_total", pl.col("fund_pay_sumamt") > pl.col("medfee_sumamt"),
-             pl.format("fund_pay_sumamt={} medfee_sumamt={}", raw("fund_pay_sumamt"), raw("medfee_sumamt"))),
-            ("after_file_date", pl.max_horizontal(pl.col("endtime"), pl.col("setl_time")).dt.date() > file_day,
-             pl.format("endtime={} setl_time={}", raw("endtime"), raw("setl_time"))),
+            (
+                "end_before_begin",
+                pl.col("endtime") < pl.col("begntime"),
+                pl.format("begntime={} endtime={}", raw("begntime"), raw("endtime")),
+            ),
+            (
+                "fund_exceeds_total",
+                pl.col("fund_pay_sumamt") > pl.col("medfee_sumamt"),
+                pl.format("fund_pay_sumamt={} medfee_sumamt={}", raw("fund_pay_sumamt"), raw("medfee_sumamt")),
+            ),
+            (
+                "after_file_date",
+                pl.max_horizontal(pl.col("endtime"), pl.col("setl_time")).dt.date() > file_day,
+                pl.format("endtime={} setl_time={}", raw("endtime"), raw("setl_time")),
+            ),
         ]
     else:
         expected = (pl.col("pric") * pl.col("cnt")).round(2)
@@ -85,14 +99,19 @@ def upload_row_rules(table: Table, institutions: list[str] | None) -> list[RowRu
             ("out_of_range:pric", pl.col("pric") <= 0, raw("pric")),
             ("zero_quantity", pl.col("cnt") == 0, raw("cnt")),
             ("negative_without_refund", (pl.col("cnt") < 0) & pl.col("init_feedetl_sn").is_null(), raw("cnt")),
-            ("amount_mismatch", (expected - pl.col("det_item_fee_sumamt")).abs() > 0.001,
-             pl.format("pric×cnt={} det_item_fee_sumamt={}", expected, raw("det_item_fee_sumamt"))),
+            (
+                "amount_mismatch",
+                (expected - pl.col("det_item_fee_sumamt")).abs() > 0.001,
+                pl.format("pric×cnt={} det_item_fee_sumamt={}", expected, raw("det_item_fee_sumamt")),
+            ),
             ("after_file_date", pl.col("fee_ocur_time").dt.date() > file_day, raw("fee_ocur_time")),
         ]
     return rules
 
 
-def parse_and_check(batch: pl.DataFrame, table: Table, row_rules: list[RowRule] = ()) -> tuple[pl.DataFrame, pl.DataFrame]:
+def parse_and_check(
+    batch: pl.DataFrame, table: Table, row_rules: list[RowRule] = ()
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Return (typed rows, failures[_fi, _row, rule, value]) for a batch of canonical text rows.
 
     The batch carries `_fi` (file index) and `_row` (spreadsheet row) besides the table's columns.
@@ -111,9 +130,7 @@ def parse_and_check(batch: pl.DataFrame, table: Table, row_rules: list[RowRule] 
         names.setdefault(e.meta.output_name(), []).append(e)
     merged = [pl.coalesce(es).alias(n) if len(es) > 1 else es[0] for n, es in names.items()]
     failures = (
-        frame.select(*KEY, *merged)
-        .unpivot(index=KEY, variable_name="rule", value_name="value")
-        .drop_nulls("value")
+        frame.select(*KEY, *merged).unpivot(index=KEY, variable_name="rule", value_name="value").drop_nulls("value")
     )
     typed = frame.drop([f"{c}__raw" for c in table.codes])
     return typed, failures

@@ -13,9 +13,12 @@ QUARANTINE_COLUMNS = ["file", "table", "row_number", "record_id", "rule", "value
 
 
 def write_quarantine(con: duckdb.DuckDBPyConnection, run_id: str, out: Path) -> int:
-    frame = con.sql("""
+    frame = con.sql(
+        """
         SELECT file, table_name AS "table", row_number, record_id, rule, value
-        FROM quarantine WHERE run_id = ? ORDER BY file, row_number NULLS FIRST""", params=[run_id]).pl()
+        FROM quarantine WHERE run_id = ? ORDER BY file, row_number NULLS FIRST""",
+        params=[run_id],
+    ).pl()
     write_csv(frame, out / "quarantine.csv")
     return frame.height
 

@@ -20,12 +20,25 @@ ITEM_CODES = list(ITEMS)
 LEVEL_PRICE = {"3": 1.0, "2": 0.95, "1": 0.9, "0": 1.0}
 
 VISIT_SCHEMA = {
-    "vid": pl.Int64, "inst": pl.String, "psn": pl.Int64, "med_type": pl.String, "dx": pl.Int32,
-    "dept": pl.String, "begn": pl.Datetime("us"), "end": pl.Datetime("us"),
+    "vid": pl.Int64,
+    "inst": pl.String,
+    "psn": pl.Int64,
+    "med_type": pl.String,
+    "dx": pl.Int32,
+    "dept": pl.String,
+    "begn": pl.Datetime("us"),
+    "end": pl.Datetime("us"),
 }
 LINE_SCHEMA = {
-    "lid": pl.Int64, "vid": pl.Int64, "item": pl.String, "cnt": pl.Float64, "pric": pl.Float64,
-    "t": pl.Datetime("us"), "prd_days": pl.Int32, "trace": pl.String, "refund_of": pl.Int64,
+    "lid": pl.Int64,
+    "vid": pl.Int64,
+    "item": pl.String,
+    "cnt": pl.Float64,
+    "pric": pl.Float64,
+    "t": pl.Datetime("us"),
+    "prd_days": pl.Int32,
+    "trace": pl.String,
+    "refund_of": pl.Int64,
 }
 
 
@@ -62,7 +75,12 @@ class Claims:
         none = [None] * n
         frame = pl.DataFrame(
             {
-                "lid": self.new_lids(n), "vid": vid, "item": item_codes, "cnt": cnt, "pric": pric, "t": t,
+                "lid": self.new_lids(n),
+                "vid": vid,
+                "item": item_codes,
+                "cnt": cnt,
+                "pric": pric,
+                "t": t,
                 "prd_days": none if prd_days is None else prd_days,
                 "trace": none if trace is None else trace,
                 "refund_of": none if refund_of is None else refund_of,
@@ -103,8 +121,13 @@ def _price(codg: str, lv: np.ndarray | str) -> np.ndarray:
 
 
 def _add_dx_items(
-    rng: np.random.Generator, claims: Claims, vids: np.ndarray, lv: np.ndarray, begn: np.ndarray,
-    chronic_visit: np.ndarray, dx_items: list[tuple[str, float, int, int]],
+    rng: np.random.Generator,
+    claims: Claims,
+    vids: np.ndarray,
+    lv: np.ndarray,
+    begn: np.ndarray,
+    chronic_visit: np.ndarray,
+    dx_items: list[tuple[str, float, int, int]],
 ) -> None:
     for k, (name, prob, lo, hi) in enumerate(dx_items):
         it = item(name)
@@ -118,12 +141,19 @@ def _add_dx_items(
             month = np.floor((it.max_prd_days or 30) / it.prd_days)
             cnt = np.where(chronic_visit[take], month, np.minimum(cnt, month))
             prd = drug_supply(it.codg, cnt)
-        claims.add_lines(vids[take], it.codg, cnt, _price(it.codg, lv[take]),
-                         begn[take] + np.timedelta64(600 + 60 * k, "s"), prd_days=prd)
+        claims.add_lines(
+            vids[take],
+            it.codg,
+            cnt,
+            _price(it.codg, lv[take]),
+            begn[take] + np.timedelta64(600 + 60 * k, "s"),
+            prd_days=prd,
+        )
 
 
-def outpatient(rng: np.random.Generator, claims: Claims, inst: pl.DataFrame, persons: pl.DataFrame,
-               scale: Scale) -> None:
+def outpatient(
+    rng: np.random.Generator, claims: Claims, inst: pl.DataFrame, persons: pl.DataFrame, scale: Scale
+) -> None:
     hosp = inst.filter(pl.col("fixmedins_type") == "1")
     eligible = {i: eligible_persons(persons, i) for i in range(len(DIAGNOSES))}
     for code, lv in hosp.select("fixmedins_code", "hosp_lv").iter_rows():
@@ -144,22 +174,33 @@ def outpatient(rng: np.random.Generator, claims: Claims, inst: pl.DataFrame, per
         begn = claims.day_time(day, rng.integers(8 * 3600, 17 * 3600, n))
         end = begn + rng.integers(600, 3600, n).astype("timedelta64[s]")
         vids = claims.new_vids(n)
-        claims.add_visits(vid=vids, inst=[code] * n, psn=psn, med_type=med_type, dx=dx, dept=dept,
-                          begn=begn, end=end)
+        claims.add_visits(vid=vids, inst=[code] * n, psn=psn, med_type=med_type, dx=dx, dept=dept, begn=begn, end=end)
         consult = "一般诊疗费" if lv == "1" else "普通门诊诊察费"
         consult_codes = np.where(med_type == "13", item("急诊诊察费").codg, item(consult).codg)
         lvs = np.full(n, lv)
-        claims.add_lines(vids, consult_codes, np.ones(n), np.round(np.where(
-            med_type == "13", item("急诊诊察费").pric, item(consult).pric) * LEVEL_PRICE[lv], 2),
-            begn + np.timedelta64(300, "s"))
+        claims.add_lines(
+            vids,
+            consult_codes,
+            np.ones(n),
+            np.round(np.where(med_type == "13", item("急诊诊察费").pric, item(consult).pric) * LEVEL_PRICE[lv], 2),
+            begn + np.timedelta64(300, "s"),
+        )
         for i in np.unique(dx):
             sel = dx == i
-            _add_dx_items(rng, claims, vids[sel], lvs[sel], begn[sel], med_type[sel] == "14",
-                          DIAGNOSES[i].outpatient)
+            _add_dx_items(rng, claims, vids[sel], lvs[sel], begn[sel], med_type[sel] == "14", DIAGNOSES[i].outpatient)
 
 
-def add_stays(rng: np.random.Generator, claims: Claims, code: str, lv: str, psn: np.ndarray, dx: np.ndarray,
-              adm_day: np.ndarray, los: np.ndarray, idle_days: np.ndarray | None = None) -> np.ndarray:
+def add_stays(
+    rng: np.random.Generator,
+    claims: Claims,
+    code: str,
+    lv: str,
+    psn: np.ndarray,
+    dx: np.ndarray,
+    adm_day: np.ndarray,
+    los: np.ndarray,
+    idle_days: np.ndarray | None = None,
+) -> np.ndarray:
     """Add inpatient stays with their daily charges; `idle_days` extra days bill bed and nursing only."""
     n = len(psn)
     idle = np.zeros(n, dtype=np.int64) if idle_days is None else idle_days
@@ -167,8 +208,7 @@ def add_stays(rng: np.random.Generator, claims: Claims, code: str, lv: str, psn:
     end = claims.day_time(adm_day + los + idle, rng.integers(9 * 3600, 11 * 3600, n))
     vids = claims.new_vids(n)
     depts = np.array([DIAGNOSES[i].dept for i in dx])
-    claims.add_visits(vid=vids, inst=[code] * n, psn=psn, med_type=["21"] * n, dx=dx, dept=depts,
-                      begn=begn, end=end)
+    claims.add_visits(vid=vids, inst=[code] * n, psn=psn, med_type=["21"] * n, dx=dx, dept=depts, begn=begn, end=end)
     # one row per stay-day: bed, nursing, ward round; treatment only on the treated days
     total = los + idle
     sv = np.repeat(np.arange(n), total)
@@ -180,8 +220,13 @@ def add_stays(rng: np.random.Generator, claims: Claims, code: str, lv: str, psn:
     for k, name in enumerate(["床位费(三人间)", "二级护理", "住院诊察费"]):
         rows = slice(None) if name != "住院诊察费" else treated
         m = len(day_vid[rows])
-        claims.add_lines(day_vid[rows], item(name).codg, np.ones(m), np.full(m, _price(item(name).codg, lv)),
-                         day_t[rows] + np.timedelta64(60 * k, "s"))
+        claims.add_lines(
+            day_vid[rows],
+            item(name).codg,
+            np.ones(m),
+            np.full(m, _price(item(name).codg, lv)),
+            day_t[rows] + np.timedelta64(60 * k, "s"),
+        )
     for i in np.unique(dx):
         d = DIAGNOSES[i]
         sel_day = treated & (dx[sv] == i)
@@ -189,24 +234,40 @@ def add_stays(rng: np.random.Generator, claims: Claims, code: str, lv: str, psn:
             it = item(name)
             m = int(sel_day.sum())
             cnt = np.ones(m)
-            claims.add_lines(day_vid[sel_day], it.codg, cnt, np.full(m, _price(it.codg, lv)),
-                             day_t[sel_day] + np.timedelta64(600 + 60 * k, "s"),
-                             prd_days=np.ones(m, dtype=np.int32) if it.list_type == "drug" else None)
+            claims.add_lines(
+                day_vid[sel_day],
+                it.codg,
+                cnt,
+                np.full(m, _price(it.codg, lv)),
+                day_t[sel_day] + np.timedelta64(600 + 60 * k, "s"),
+                prd_days=np.ones(m, dtype=np.int32) if it.list_type == "drug" else None,
+            )
         first = (dos == 0) & (dx[sv] == i)
         for k, name in enumerate(d.inpatient_once):
             m = int(first.sum())
-            claims.add_lines(day_vid[first], item(name).codg, np.ones(m), np.full(m, _price(item(name).codg, lv)),
-                             day_t[first] + np.timedelta64(1200 + 60 * k, "s"))
+            claims.add_lines(
+                day_vid[first],
+                item(name).codg,
+                np.ones(m),
+                np.full(m, _price(item(name).codg, lv)),
+                day_t[first] + np.timedelta64(1200 + 60 * k, "s"),
+            )
         op_day = (dos == 1) & (dx[sv] == i)
         for k, name in enumerate(d.surgery):
             m = int(op_day.sum())
-            claims.add_lines(day_vid[op_day], item(name).codg, np.ones(m), np.full(m, _price(item(name).codg, lv)),
-                             day_t[op_day] + np.timedelta64(3600 + 600 * k, "s"))
+            claims.add_lines(
+                day_vid[op_day],
+                item(name).codg,
+                np.ones(m),
+                np.full(m, _price(item(name).codg, lv)),
+                day_t[op_day] + np.timedelta64(3600 + 600 * k, "s"),
+            )
     return vids
 
 
-def inpatient(rng: np.random.Generator, claims: Claims, inst: pl.DataFrame, persons: pl.DataFrame,
-              scale: Scale) -> None:
+def inpatient(
+    rng: np.random.Generator, claims: Claims, inst: pl.DataFrame, persons: pl.DataFrame, scale: Scale
+) -> None:
     hosp = inst.filter(pl.col("fixmedins_type") == "1")
     lead = 14  # stays admitted before the window that end inside it are uploaded too
     for code, lv in hosp.select("fixmedins_code", "hosp_lv").iter_rows():
@@ -227,14 +288,29 @@ def inpatient(rng: np.random.Generator, claims: Claims, inst: pl.DataFrame, pers
         add_stays(rng, claims, code, lv, psn, dx, adm_day, los)
 
 
-def add_purchases(rng: np.random.Generator, claims: Claims, code: str, psn: np.ndarray, day: np.ndarray,
-                  drugs: list[np.ndarray], boxes: list[np.ndarray]) -> np.ndarray:
+def add_purchases(
+    rng: np.random.Generator,
+    claims: Claims,
+    code: str,
+    psn: np.ndarray,
+    day: np.ndarray,
+    drugs: list[np.ndarray],
+    boxes: list[np.ndarray],
+) -> np.ndarray:
     """Add pharmacy purchases: one visit per (psn, day), one line per drug; each line a new trace code."""
     n = len(psn)
     begn = claims.day_time(day, rng.integers(8 * 3600, 21 * 3600, n))
     vids = claims.new_vids(n)
-    claims.add_visits(vid=vids, inst=[code] * n, psn=psn, med_type=["41"] * n, dx=[-1] * n, dept=[None] * n,
-                      begn=begn, end=begn + np.timedelta64(120, "s"))
+    claims.add_visits(
+        vid=vids,
+        inst=[code] * n,
+        psn=psn,
+        med_type=["41"] * n,
+        dx=[-1] * n,
+        dept=[None] * n,
+        begn=begn,
+        end=begn + np.timedelta64(120, "s"),
+    )
     for k, (codes, cnt) in enumerate(zip(drugs, boxes, strict=True)):
         has = codes != ""
         m = int(has.sum())
@@ -244,13 +320,19 @@ def add_purchases(rng: np.random.Generator, claims: Claims, code: str, psn: np.n
         pric = np.array([ITEMS[x].pric for x in c])
         prd = (cnt[has] * np.array([ITEMS[x].prd_days or 1 for x in c])).astype(np.int32)
         trace = [f"{x:019d}{k}" for x in rng.integers(10**18, 9 * 10**18, m, dtype=np.int64)]
-        claims.add_lines(vids[has], c, cnt[has].astype(np.float64), pric, begn[has] + np.timedelta64(30 * k, "s"),
-                         prd_days=prd, trace=trace)
+        claims.add_lines(
+            vids[has],
+            c,
+            cnt[has].astype(np.float64),
+            pric,
+            begn[has] + np.timedelta64(30 * k, "s"),
+            prd_days=prd,
+            trace=trace,
+        )
     return vids
 
 
-def pharmacy(rng: np.random.Generator, claims: Claims, inst: pl.DataFrame, persons: pl.DataFrame,
-             scale: Scale) -> None:
+def pharmacy(rng: np.random.Generator, claims: Claims, inst: pl.DataFrame, persons: pl.DataFrame, scale: Scale) -> None:
     ph = inst.filter(pl.col("fixmedins_type") == "2")
     codes = ph["fixmedins_code"].to_list()
     if not codes:
@@ -275,8 +357,9 @@ def pharmacy(rng: np.random.Generator, claims: Claims, inst: pl.DataFrame, perso
         psn, day, home_of = (np.concatenate(x) for x in (rows_psn, rows_day, rows_ph))
         for h, code in enumerate(codes):
             sel = home_of == h
-            add_purchases(rng, claims, code, psn[sel], day[sel], [np.full(sel.sum(), it.codg)],
-                          [np.full(sel.sum(), boxes)])
+            add_purchases(
+                rng, claims, code, psn[sel], day[sel], [np.full(sel.sum(), it.codg)], [np.full(sel.sum(), boxes)]
+            )
     # walk-in purchases of common medicines
     otc = np.array([item(x).codg for x in OTC_DRUGS])
     for code in codes:
@@ -287,8 +370,7 @@ def pharmacy(rng: np.random.Generator, claims: Claims, inst: pl.DataFrame, perso
         d1 = rng.choice(otc, n)
         d2 = np.where(rng.random(n) < 0.35, rng.choice(otc, n), "")
         d2 = np.where(d2 == d1, "", d2)
-        add_purchases(rng, claims, code, psn, day, [d1, d2],
-                      [rng.integers(1, 3, n).astype(float), np.ones(n)])
+        add_purchases(rng, claims, code, psn, day, [d1, d2], [rng.integers(1, 3, n).astype(float), np.ones(n)])
 
 
 def refunds(rng: np.random.Generator, claims: Claims, share: float = 0.02) -> None:
@@ -299,9 +381,14 @@ def refunds(rng: np.random.Generator, claims: Claims, share: float = 0.02) -> No
     cand = lines.filter(pl.col("vid").is_in(outp.implode()) & pl.col("item").is_in(drug_codes))
     cand = cand.unique(subset="vid", keep="first", maintain_order=True)
     pick = cand.filter(pl.Series(rng.random(cand.height) < share))
-    claims.add_lines(pick["vid"].to_numpy(), pick["item"].to_numpy(), -pick["cnt"].to_numpy(),
-                     pick["pric"].to_numpy(), pick["t"].to_numpy() + np.timedelta64(900, "s"),
-                     refund_of=pick["lid"].to_numpy())
+    claims.add_lines(
+        pick["vid"].to_numpy(),
+        pick["item"].to_numpy(),
+        -pick["cnt"].to_numpy(),
+        pick["pric"].to_numpy(),
+        pick["t"].to_numpy() + np.timedelta64(900, "s"),
+        refund_of=pick["lid"].to_numpy(),
+    )
 
 
 def window_start(end: date, days: int) -> date:

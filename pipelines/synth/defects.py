@@ -33,8 +33,16 @@ class Expected:
 
     def row(self, file: str, table: str, frame: pl.DataFrame, idx: int, outcome: str, rule: str) -> None:
         key = "setl_id" if table == "setl" else "feedetl_sn"
-        self.rows.append({"file": file, "table": table, "row_number": idx + 2, "record_id": frame[key][idx],
-                          "expected": outcome, "rule": rule})
+        self.rows.append(
+            {
+                "file": file,
+                "table": table,
+                "row_number": idx + 2,
+                "record_id": frame[key][idx],
+                "expected": outcome,
+                "rule": rule,
+            }
+        )
 
 
 def file_name(code: str, day: str, table: str, fmt: str = "csv") -> str:
@@ -50,8 +58,9 @@ def _shift(ts: str, **delta: float) -> str:
     return (datetime.strptime(ts, "%Y-%m-%d %H:%M:%S") + timedelta(**delta)).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def inject(rng: np.random.Generator, files: dict[tuple[str, str, str], UploadFile], labelled: set[str],
-           inst: pl.DataFrame) -> tuple[Expected, dict[str, UploadFile]]:
+def inject(
+    rng: np.random.Generator, files: dict[tuple[str, str, str], UploadFile], labelled: set[str], inst: pl.DataFrame
+) -> tuple[Expected, dict[str, UploadFile]]:
     """Alter a few files in place; return what the loader must do and the next delivery (resends)."""
     exp = Expected()
     kinds = dict(inst.select("fixmedins_code", "fixmedins_type").iter_rows())
@@ -60,8 +69,15 @@ def inject(rng: np.random.Generator, files: dict[tuple[str, str, str], UploadFil
     used: set[tuple[str, str]] = set()
 
     def pick(pred) -> tuple[str, str]:
-        cands = [k for k in keys if k not in used and pred(*k) and (*k, "fee") in files and (*k, "setl") in files
-                 and files[(*k, "setl")].frame.height >= 8]
+        cands = [
+            k
+            for k in keys
+            if k not in used
+            and pred(*k)
+            and (*k, "fee") in files
+            and (*k, "setl") in files
+            and files[(*k, "setl")].frame.height >= 8
+        ]
         k = cands[int(rng.integers(len(cands)))]
         used.add(k)
         return k
@@ -70,12 +86,14 @@ def inject(rng: np.random.Generator, files: dict[tuple[str, str, str], UploadFil
         """n rows of distinct, unlabelled visits that are neither refunds nor refunded."""
         fee = files[(*key, "fee")].frame
         refunded = set(fee.filter(pl.col("init_feedetl_sn") != "")["init_feedetl_sn"]) | set(
-            fee.filter(pl.col("init_feedetl_sn") != "")["feedetl_sn"])
+            fee.filter(pl.col("init_feedetl_sn") != "")["feedetl_sn"]
+        )
         frame = files[(*key, table)].frame
         seen: set[str] = set()
         out = []
-        for i, (sid, rid) in enumerate(frame.select(
-                "setl_id", pl.col("feedetl_sn" if table == "fee" else "setl_id").alias("rid")).iter_rows()):
+        for i, (sid, rid) in enumerate(
+            frame.select("setl_id", pl.col("feedetl_sn" if table == "fee" else "setl_id").alias("rid")).iter_rows()
+        ):
             if sid in labelled or sid in seen or rid in refunded:
                 continue
             seen.add(sid)

@@ -18,7 +18,8 @@ import numpy as np
 import polars as pl
 
 from data_contracts.contract import upload_tables
-from pipelines.synth import anomalies, claims as care, defects
+from pipelines.synth import anomalies, defects
+from pipelines.synth import claims as care
 from pipelines.synth.district import ITEM_PAIRS, ITEMS, REGIONS, item
 from pipelines.synth.population import _names, institutions, persons
 from pipelines.synth.scales import SCALES
@@ -62,39 +63,59 @@ def _write(path: Path, f: defects.UploadFile, table: str) -> None:
 def reference(rng: np.random.Generator, inst: pl.DataFrame, outdir: Path, end: date, labelled_codes: list[str]) -> None:
     outdir.mkdir(parents=True, exist_ok=True)
     inst.write_csv(outdir / "institutions.csv")
-    pl.DataFrame([
-        {"med_list_codg": i.codg, "med_list_name": i.name, "list_type": i.list_type,
-         "med_chrgitm_type": i.chrgitm_type, "chrgitm_lv": i.lv, "pric_uplmt_amt": i.uplmt, "lmt_gend": i.gend,
-         "lmt_age_min": i.age_min, "lmt_age_max": i.age_max, "max_cnt_per_day": i.max_cnt_day,
-         "max_prd_days": i.max_prd_days, "max_cnt_per_period": i.max_cnt_period, "period_days": i.period_days}
-        for i in ITEMS.values()
-    ]).write_csv(outdir / "catalog.csv")
-    pl.DataFrame([{"main_codg": item(m).codg, "sub_codg": item(s).codg, "window": w, "note": n}
-                  for m, s, w, n in ITEM_PAIRS]).write_csv(outdir / "item_pairs.csv")
+    pl.DataFrame(
+        [
+            {
+                "med_list_codg": i.codg,
+                "med_list_name": i.name,
+                "list_type": i.list_type,
+                "med_chrgitm_type": i.chrgitm_type,
+                "chrgitm_lv": i.lv,
+                "pric_uplmt_amt": i.uplmt,
+                "lmt_gend": i.gend,
+                "lmt_age_min": i.age_min,
+                "lmt_age_max": i.age_max,
+                "max_cnt_per_day": i.max_cnt_day,
+                "max_prd_days": i.max_prd_days,
+                "max_cnt_per_period": i.max_cnt_period,
+                "period_days": i.period_days,
+            }
+            for i in ITEMS.values()
+        ]
+    ).write_csv(outdir / "catalog.csv")
+    pl.DataFrame(
+        [{"main_codg": item(m).codg, "sub_codg": item(s).codg, "window": w, "note": n} for m, s, w, n in ITEM_PAIRS]
+    ).write_csv(outdir / "item_pairs.csv")
     n_insp = max(8, 3 * len(REGIONS))
     names = _names(rng, n_insp)
-    insp = pl.DataFrame({
-        "inspector_id": [f"JC{i + 1:03d}" for i in range(n_insp)],
-        "inspector_name": names.tolist(),
-        "cert_no": [f"冀医保执{1303020000 + 37 * i}" for i in range(n_insp)],
-        "region": [REGIONS[i % len(REGIONS)] for i in range(n_insp)],
-    })
+    insp = pl.DataFrame(
+        {
+            "inspector_id": [f"JC{i + 1:03d}" for i in range(n_insp)],
+            "inspector_name": names.tolist(),
+            "cert_no": [f"冀医保执{1303020000 + 37 * i}" for i in range(n_insp)],
+            "region": [REGIONS[i % len(REGIONS)] for i in range(n_insp)],
+        }
+    )
     insp.write_csv(outdir / "inspectors.csv")
     codes = inst["fixmedins_code"].to_list()
-    pl.DataFrame({
-        "inspector_id": insp["inspector_id"].sample(3, seed=int(rng.integers(1 << 31))).to_list(),
-        "fixmedins_code": list(rng.choice(codes, 3, replace=False)),
-        "reason": ["近亲属在该机构任职", "曾在该机构任职", "利害关系"],
-    }).write_csv(outdir / "conflicts.csv")
+    pl.DataFrame(
+        {
+            "inspector_id": insp["inspector_id"].sample(3, seed=int(rng.integers(1 << 31))).to_list(),
+            "fixmedins_code": list(rng.choice(codes, 3, replace=False)),
+            "reason": ["近亲属在该机构任职", "曾在该机构任职", "利害关系"],
+        }
+    ).write_csv(outdir / "conflicts.csv")
     targets = list(rng.choice(labelled_codes, 2, replace=False)) + list(rng.choice(codes, 2, replace=False))
-    pl.DataFrame({
-        "complaint_id": [f"TS2026{k + 1:04d}" for k in range(4)],
-        "received_date": [(end - timedelta(days=d)).isoformat() for d in (3, 12, 25, 60)],
-        "fixmedins_code": targets,
-        "psn_no": ["", "", "", ""],
-        "channel": ["12393热线", "来信", "网络平台", "来访"],
-        "summary": ["反映该机构存在虚开检查项目问题", "反映药店以药换物、串换药品", "反映重复收费", "反映挂床住院"],
-    }).write_csv(outdir / "complaints.csv")
+    pl.DataFrame(
+        {
+            "complaint_id": [f"TS2026{k + 1:04d}" for k in range(4)],
+            "received_date": [(end - timedelta(days=d)).isoformat() for d in (3, 12, 25, 60)],
+            "fixmedins_code": targets,
+            "psn_no": ["", "", "", ""],
+            "channel": ["12393热线", "来信", "网络平台", "来访"],
+            "summary": ["反映该机构存在虚开检查项目问题", "反映药店以药换物、串换药品", "反映重复收费", "反映挂床住院"],
+        }
+    ).write_csv(outdir / "complaints.csv")
 
 
 def generate(out: Path, seed: int = 7, scale: str = "small", end: date = DEFAULT_END, progress=None) -> Generated:
@@ -149,20 +170,25 @@ def generate(out: Path, seed: int = 7, scale: str = "small", end: date = DEFAULT
     # labelled visits whose rows are refused at load are not expected among the findings
     refused = {r["record_id"] for r in expected.rows if r["table"] == "setl" and r["expected"] == "quarantine"}
     labels.filter(~pl.col("setl_id").is_in(list(refused))).sort("fixmedins_code", "setl_id", "pattern").write_csv(
-        truth / "labels.csv")
-    pl.DataFrame({
-        "fixmedins_code": inst["fixmedins_code"],
-        "fixmedins_type": inst["fixmedins_type"],
-        "anomalous": [code in plan for code in inst["fixmedins_code"]],
-        "patterns": [";".join(plan.get(code, [])) for code in inst["fixmedins_code"]],
-    }).write_csv(truth / "institutions.csv")
+        truth / "labels.csv"
+    )
+    pl.DataFrame(
+        {
+            "fixmedins_code": inst["fixmedins_code"],
+            "fixmedins_type": inst["fixmedins_type"],
+            "anomalous": [code in plan for code in inst["fixmedins_code"]],
+            "patterns": [";".join(plan.get(code, [])) for code in inst["fixmedins_code"]],
+        }
+    ).write_csv(truth / "institutions.csv")
     pl.DataFrame(expected.files, schema=["file", "expected", "rule"], orient="row").write_csv(truth / "files.csv")
-    pl.DataFrame(expected.rows, schema=["file", "table", "row_number", "record_id", "expected", "rule"],
-                 orient="row").write_csv(truth / "rows.csv")
+    pl.DataFrame(
+        expected.rows, schema=["file", "table", "row_number", "record_id", "expected", "rule"], orient="row"
+    ).write_csv(truth / "rows.csv")
     (truth / "README.txt").write_text(
         f"Ground truth for the synthetic inbox {out.name} (seed {seed}, scale {scale}, {start}..{end}).\n"
         "labels.csv: injected anomalous visits; institutions.csv: which institutions carry which patterns;\n"
         "files.csv / rows.csv: what the loader must reject, quarantine or count as duplicate;\n"
         "next_delivery/uploads: a later delivery holding an identical resend and a corrected resend.\n",
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     return Generated(out, truth, len(files), setl.height, fee.height, len(plan), labels["setl_id"].n_unique())

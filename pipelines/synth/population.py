@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from pipelines.synth.district import DISTRICT_CODE, GIVEN, REGIONS, SURNAMES, CHRONIC_DRUGS
+from pipelines.synth.district import CHRONIC_DRUGS, DISTRICT_CODE, GIVEN, REGIONS, SURNAMES
 from pipelines.synth.scales import Scale
 
 _PHARMACY_BRANDS = ["老百姓", "益丰", "国大", "海王星辰", "同仁堂", "百姓缘", "康恩", "仁和"]
@@ -32,7 +32,9 @@ def institutions(rng: np.random.Generator, scale: Scale) -> pl.DataFrame:
             elif lv == "2":
                 name = f"海港区{region[:-2]}医院" + (f"{k // len(REGIONS) + 1}分院" if k >= len(REGIONS) else "")
             else:
-                name = f"海港区{region[:-2]}{_L1_SUFFIX}" + (f"第{k // len(REGIONS) + 1}站" if k >= len(REGIONS) else "")
+                name = f"海港区{region[:-2]}{_L1_SUFFIX}" + (
+                    f"第{k // len(REGIONS) + 1}站" if k >= len(REGIONS) else ""
+                )
             rows.append(("H", n, name, "1", lv, region))
     for k in range(scale.pharmacies):
         region = REGIONS[k % len(REGIONS)]

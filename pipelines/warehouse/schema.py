@@ -10,8 +10,15 @@ import duckdb
 
 from data_contracts.contract import Table, upload_tables
 
-SQL_TYPES = {"text": "VARCHAR", "int": "INTEGER", "decimal2": "DECIMAL(14,2)", "decimal4": "DECIMAL(16,4)",
-             "datetime": "TIMESTAMP", "date": "DATE"}
+SQL_TYPES = {
+    "text": "VARCHAR",
+    "int": "INTEGER",
+    "decimal2": "DECIMAL(14,2)",
+    "decimal4": "DECIMAL(16,4)",
+    "datetime": "TIMESTAMP",
+    "date": "DATE",
+}
+
 
 def ident(name: str) -> str:
     """Quote an identifier for SQL text. Only contract-declared names reach here, but quote all the same."""
@@ -39,7 +46,9 @@ CREATE TABLE IF NOT EXISTS quarantine (
     fixmedins_code VARCHAR, rule VARCHAR, value VARCHAR, row_json VARCHAR
 );
 -- reference lists as last received (replaced whole), with the hash they were loaded from
-CREATE TABLE IF NOT EXISTS reference_files (name VARCHAR, sha256 VARCHAR, rows INTEGER, run_id VARCHAR, loaded_at TIMESTAMP);
+CREATE TABLE IF NOT EXISTS reference_files (
+    name VARCHAR, sha256 VARCHAR, rows INTEGER, run_id VARCHAR, loaded_at TIMESTAMP
+);
 """
 
 
