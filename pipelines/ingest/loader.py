@@ -20,11 +20,11 @@ import polars as pl
 
 from data_contracts.contract import Table, upload_tables
 from pipelines.ingest.naming import BadFileName, UploadName, parse
-from pipelines.ingest.reader import FileRejected, RawFile, read_upload
+from pipelines.ingest.reader import read_batch
 from pipelines.ingest.rules import parse_and_check, upload_row_rules
 from pipelines.warehouse.schema import SQL_TYPES, ident
 
-BATCH_BYTES = 192 * 1024 * 1024  # files per batch, by size on disk (bounds memory)
+BATCH_BYTES = 64 * 1024 * 1024  # files per batch, by size on disk (bounds memory)
 TABLE_ORDER = ("setl", "fee")
 
 
@@ -152,60 +152,90 @@ def plan(con, uploads: Path, run_id: str, result: IngestResult) -> list[list[Inc
     return rounds
 
 
-def _content_equal(table: Table, a: str, b: str) -> str:
-    parts = []
-    for c in table.columns:
-        q = ident(c.code)
-        left = f"{a}.{q}" if c.type in ("text", "datetime", "int") else f"CAST({a}.{q} AS {SQL_TYPES[c.type]})"
-        parts.append(f"{left} IS NOT DISTINCT FROM {b}.{q}")
-    return " AND ".join(parts)
+def _same_content(table: Table, suffix: str) -> pl.Expr:
+    """Every non-key column equal to its joined twin (the key columns were the join)."""
+    return pl.all_horizontal(pl.col(c).eq_missing(pl.col(f"{c}{suffix}")) for c in table.codes if c not in table.key)
 
 
-def _judge(con: duckdb.DuckDBPyConnection, table: Table) -> None:
-    """Give every checked row of `batch` a status: new, duplicate, key_conflict (, setl_missing, refund_unmatched)."""
-    t, key = table.name, [ident(k) for k in table.key]
-    content = ", ".join(ident(c) for c in table.codes)
-    on = " AND ".join(f"w.{k} = c.{k}" for k in key)
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE judged AS
-        WITH c AS (
-            SELECT *, row_number() OVER (PARTITION BY {content} ORDER BY _fi, _row) AS dup_n FROM batch
-        ), w AS (
-            SELECT * FROM {t} WHERE ({", ".join(key)}) IN (SELECT ({", ".join(key)}) FROM batch)
-        )
-        SELECT c.*, CASE
-            WHEN c.dup_n > 1 THEN 'duplicate'
-            WHEN w.{key[1]} IS NOT NULL AND {_content_equal(table, "c", "w")} THEN 'duplicate'
-            WHEN w.{key[1]} IS NOT NULL THEN 'key_conflict'
-            WHEN row_number() OVER (PARTITION BY {", ".join(f"c.{k}" for k in key)}, c.dup_n = 1
-                                    ORDER BY c._fi, c._row) > 1 THEN 'key_conflict'
-            ELSE 'new' END AS status
-        FROM c LEFT JOIN w ON {on}
-    """)
-    if t == "fee":
-        con.execute("""
-            UPDATE judged SET status = 'setl_missing' WHERE status = 'new' AND NOT EXISTS (
-                SELECT 1 FROM setl s WHERE s.fixmedins_code = judged.fixmedins_code AND s.setl_id = judged.setl_id)
-        """)
-        bad = con.execute("""
-            SELECT r._fi, r._row FROM judged r
-            WHERE r.status = 'new' AND r.cnt < 0
-              AND NOT EXISTS (SELECT 1 FROM judged o WHERE o.status = 'new' AND o.cnt > 0
-                              AND o.fixmedins_code = r.fixmedins_code AND o.feedetl_sn = r.init_feedetl_sn
-                              AND o.mdtrt_id = r.mdtrt_id)
-              AND NOT EXISTS (SELECT 1 FROM fee f WHERE f.fixmedins_code = r.fixmedins_code
-                              AND f.feedetl_sn = r.init_feedetl_sn AND f.mdtrt_id = r.mdtrt_id)
-        """).fetchall()
-        if bad:
-            con.register("refund_bad", pl.DataFrame(bad, schema={"_fi": pl.Int32, "_row": pl.Int32}, orient="row"))
-            con.execute(
-                "UPDATE judged SET status = 'refund_unmatched' "
-                "WHERE (_fi, _row) IN (SELECT (_fi, _row) FROM refund_bad)"
+def _judge(con: duckdb.DuckDBPyConnection, table: Table, checked: pl.DataFrame) -> pl.DataFrame:
+    """Status of the rows of `checked` that are not simply new: duplicate, key_conflict, setl_missing,
+    refund_unmatched. Returns [_fi, _row, status]; every other row is new.
+
+    Exact duplicates share their key, so only rows whose key repeats (in the batch or the warehouse)
+    are compared column by column.
+    """
+    key = list(table.key)
+    statuses: list[pl.DataFrame] = []
+    # 1. keys repeated inside the batch: the first occurrence stands, later ones are duplicates or conflicts
+    rep = checked.filter(pl.struct(key).is_duplicated()).sort(KEY_ORDER)
+    if not rep.is_empty():
+        first = rep.unique(key, keep="first", maintain_order=True)
+        later = rep.join(first.select(KEY_ORDER), on=KEY_ORDER, how="anti").join(first, on=key, suffix="_first")
+        statuses.append(
+            later.select(
+                *KEY_ORDER,
+                status=pl.when(_same_content(table, "_first"))
+                .then(pl.lit("duplicate"))
+                .otherwise(pl.lit("key_conflict")),
             )
-            con.unregister("refund_bad")
+        )
+    # 2. keys already in the warehouse
+    con.register("batch_keys", checked.select(key).unique().to_arrow())
+    cols = ", ".join(f"CAST(t.{ident(c.code)} AS {_POLARS_SQL[c.type]}) AS {ident(c.code)}" for c in table.columns)
+    on = " AND ".join(f"t.{ident(k)} = b.{ident(k)}" for k in key)
+    existing = con.sql(f"SELECT {cols} FROM {table.name} t SEMI JOIN batch_keys b ON {on}").pl()
+    con.unregister("batch_keys")
+    if not existing.is_empty():
+        hit = checked.join(existing, on=key, suffix="_wh")
+        statuses.append(
+            hit.select(
+                *KEY_ORDER,
+                status=pl.when(_same_content(table, "_wh")).then(pl.lit("duplicate")).otherwise(pl.lit("key_conflict")),
+            )
+        )
+    judged = pl.concat(statuses).unique(KEY_ORDER, keep="first") if statuses else _EMPTY_STATUS
+    if table.name == "fee":
+        new = checked.join(judged, on=KEY_ORDER, how="anti")
+        statuses = [judged, *_fee_links(con, new)]
+        judged = pl.concat(statuses).unique(KEY_ORDER, keep="first")
+    return judged
 
 
-_VALUE_OF = {"key_conflict": None, "setl_missing": "setl_id", "refund_unmatched": "init_feedetl_sn"}
+def _fee_links(con: duckdb.DuckDBPyConnection, new: pl.DataFrame) -> list[pl.DataFrame]:
+    """Fee lines whose settlement is not loaded, and refunds that name no line of their visit."""
+    con.register("fee_new", new.select(*KEY_ORDER, "fixmedins_code", "setl_id").to_arrow())
+    missing = con.sql("""SELECT _fi, _row, 'setl_missing' AS status FROM fee_new n
+                         ANTI JOIN setl s ON s.fixmedins_code = n.fixmedins_code AND s.setl_id = n.setl_id""").pl()
+    con.unregister("fee_new")
+    out = [missing.cast({"_fi": pl.Int32, "_row": pl.Int32})]
+    refunds = new.filter(pl.col("cnt") < 0).join(missing, on=KEY_ORDER, how="anti")
+    if refunds.is_empty():
+        return out
+    link = ["fixmedins_code", "init_feedetl_sn", "mdtrt_id"]
+    originals = new.filter(pl.col("cnt") > 0).select(
+        "fixmedins_code", pl.col("feedetl_sn").alias("init_feedetl_sn"), "mdtrt_id"
+    )
+    pending = refunds.join(originals, on=link, how="anti")
+    con.register("refunds", pending.select(*KEY_ORDER, *link).to_arrow())
+    unmatched = con.sql("""SELECT _fi, _row, 'refund_unmatched' AS status FROM refunds r
+                           ANTI JOIN fee f ON f.fixmedins_code = r.fixmedins_code
+                                AND f.feedetl_sn = r.init_feedetl_sn AND f.mdtrt_id = r.mdtrt_id""").pl()
+    con.unregister("refunds")
+    out.append(unmatched.cast({"_fi": pl.Int32, "_row": pl.Int32}))
+    return out
+
+
+KEY_ORDER = ["_fi", "_row"]
+_EMPTY_STATUS = pl.DataFrame(schema={"_fi": pl.Int32, "_row": pl.Int32, "status": pl.String})
+# warehouse values read back in the types the parser produces, for exact comparison
+_POLARS_SQL = {
+    "text": "VARCHAR",
+    "int": "BIGINT",
+    "decimal2": "DOUBLE",
+    "decimal4": "DOUBLE",
+    "datetime": "TIMESTAMP",
+    "date": "DATE",
+}
 
 
 def _load_batch(
@@ -217,8 +247,9 @@ def _load_batch(
     result: IngestResult,
     say: Callable[[str], None],
 ) -> None:
-    raws: list[tuple[int, Incoming, RawFile]] = []
-    for inc in files:
+    raws, rejected = read_batch([(i, f.path, f.name.ext) for i, f in enumerate(files)], table)
+    for i, e in sorted(rejected.items()):
+        inc = files[i]
         meta = {
             "stem": inc.name.stem,
             "code": inc.name.code,
@@ -227,65 +258,64 @@ def _load_batch(
             "sha": inc.sha256,
             "size": inc.size,
         }
-        try:
-            raws.append((len(raws), inc, read_upload(inc.path, table, inc.name.ext)))
-        except FileRejected as e:
-            _reject(con, run_id, result, inc.path.name, e.rule, e.message, meta)
+        _reject(con, run_id, result, inc.path.name, e.rule, e.message, meta)
+    read = [i for i in range(len(files)) if i not in rejected]
     # a corrected file replaces every row its earlier version loaded
-    for _, inc, _ in raws:
-        if inc.supersedes:
-            names = list(inc.supersedes)
+    for i in read:
+        if files[i].supersedes:
+            names = list(files[i].supersedes)
             con.execute(f"DELETE FROM {table.name} WHERE source_file IN (SELECT unnest(?))", [names])
             con.execute(
                 "UPDATE manifest SET status = 'superseded' WHERE file_name IN (SELECT unnest(?)) AND status = 'loaded'",
                 [names],
             )
             result.corrected += 1
-    if not raws:
+    if not read:
         return
-    batch = pl.concat(
-        [
-            r.frame.with_columns(_fi=pl.lit(i, pl.Int32), _fcode=pl.lit(inc.name.code), _fday=pl.lit(inc.name.day))
-            for i, inc, r in raws
-        ]
+    info = pl.DataFrame(
+        {
+            "_fi": read,
+            "source_file": [files[i].path.name for i in read],
+            "_fcode": [files[i].name.code for i in read],
+            "_fday": [files[i].name.day for i in read],
+        },
+        schema={"_fi": pl.Int32, "source_file": pl.String, "_fcode": pl.String, "_fday": pl.Date},
     )
+    batch = pl.concat([r.frame for r in raws]).join(info.drop("source_file"), on="_fi", how="left")
     typed, failures = parse_and_check(batch, table, upload_row_rules(table, institutions))
-    failed = failures.select("_fi", "_row").unique()
-    checked = typed.join(failed, on=["_fi", "_row"], how="anti").drop("_fcode", "_fday")
-    con.register("batch", checked.to_arrow())
-    _judge(con, table)
-    con.unregister("batch")
-    names = pl.DataFrame(
-        {"_fi": [i for i, _, _ in raws], "source_file": [inc.path.name for _, inc, _ in raws]},
-        schema={"_fi": pl.Int32, "source_file": pl.String},
-    )
-    con.register("batch_files", names.to_arrow())
+    checked = typed.join(failures.select("_fi", "_row").unique(), on=["_fi", "_row"], how="anti")
+    checked = checked.drop("_fcode", "_fday")
+    judged = _judge(con, table, checked)
+    rows_new = checked.join(judged, on=KEY_ORDER, how="anti").join(info.select("_fi", "source_file"), on="_fi")
+    con.register("rows_new", rows_new.to_arrow())
     casts = ", ".join(f"CAST(j.{ident(c.code)} AS {SQL_TYPES[c.type]}) AS {ident(c.code)}" for c in table.columns)
     con.execute(
         f"""INSERT INTO {table.name} BY NAME
-        SELECT {casts}, j.extra, f.source_file, j._row AS source_row, ? AS run_id
-        FROM judged j JOIN batch_files f USING (_fi) WHERE j.status = 'new' ORDER BY j._fi, j._row""",
+        SELECT {casts}, j.extra, j.source_file, j._row AS source_row, ? AS run_id FROM rows_new j""",
         [run_id],
     )
+    con.unregister("rows_new")
     # refused rows: contract failures (rules joined per row) and cross-row judgements
     id_col = table.key[1]
-    shown = " ".join(
-        f"WHEN '{rule}' THEN {ident(col or id_col)}"
-        for rule, col in _VALUE_OF.items()
-        if col is None or col in table.codes
+    value_of = {"key_conflict": id_col, "setl_missing": "setl_id", "refund_unmatched": "init_feedetl_sn"}
+    later = (
+        judged.filter(pl.col("status") != "duplicate")
+        .join(checked, on=KEY_ORDER)
+        .select(
+            *KEY_ORDER,
+            pl.col("status").alias("rule"),
+            value=pl.coalesce(
+                pl.when(pl.col("status") == r).then(pl.col(c).cast(pl.String))
+                for r, c in value_of.items()
+                if c in table.codes
+            ),
+        )
     )
-    later = con.sql(f"""SELECT _fi, _row, status AS rule, CASE status {shown} END AS value
-                            FROM judged WHERE status NOT IN ('new', 'duplicate')""").pl()
-    refused = pl.concat(
-        [
-            failures.select("_fi", "_row", "rule", "value"),
-            later.with_columns(pl.col("_fi").cast(pl.Int32), pl.col("_row").cast(pl.Int32)),
-        ]
-    )
+    refused = pl.concat([failures.select("_fi", "_row", "rule", "value"), later])
     refused = refused.group_by("_fi", "_row", maintain_order=True).agg(
         rule=pl.col("rule").str.join("; "), value=pl.col("value").str.join("; ")
     )
-    uploaded = batch.select(
+    uploaded = batch.join(refused.select("_fi", "_row"), on=["_fi", "_row"], how="semi").select(
         "_fi",
         "_row",
         pl.col(id_col).alias("record_id"),
@@ -294,7 +324,7 @@ def _load_batch(
     )
     q = (
         refused.join(uploaded, on=["_fi", "_row"])
-        .join(names, on="_fi")
+        .join(info.select("_fi", "source_file"), on="_fi")
         .select(
             pl.lit(run_id).alias("run_id"),
             pl.col("source_file").alias("file"),
@@ -310,42 +340,40 @@ def _load_batch(
     con.register("q", q.to_arrow())
     con.execute("INSERT INTO quarantine BY NAME SELECT * FROM q")
     con.unregister("q")
-    # per-file counts for the manifest and the run summary
-    status_counts = con.execute("SELECT _fi, status, count(*) FROM judged GROUP BY ALL").fetchall()
-    per = {i: RowCounts(received=r.frame.height) for i, _, r in raws}
-    for fi, status, n in status_counts:
-        if status == "new":
-            per[fi].loaded += n
-        elif status == "duplicate":
-            per[fi].duplicate += n
-    for fi, n in refused.group_by("_fi").len().iter_rows():
-        per[fi].quarantined += n
-    now = datetime.now()
-    for i, inc, _ in raws:
-        c = per[i]
-        con.execute(
-            "INSERT INTO manifest VALUES (?, ?, ?, ?, ?, ?, ?, 'loaded', NULL, ?, ?, ?, ?, ?, ?)",
-            [
-                inc.path.name,
-                inc.name.stem,
-                inc.name.code,
-                inc.name.day,
-                table.name,
-                inc.sha256,
-                inc.size,
-                c.received,
-                c.loaded,
-                c.quarantined,
-                c.duplicate,
-                run_id,
-                now,
-            ],
-        )
-        result.rows[table.name].add(c)
-        result.loaded += 1
-    con.unregister("batch_files")
-    con.execute("DROP TABLE IF EXISTS judged")
-    say(f"{table.name}: {sum(per[i].received for i, _, _ in raws):,} rows from {len(raws)} files")
+    # per-file counts, for the manifest (one insert for the batch) and the run summary
+    per_file = judged.group_by("_fi").agg(duplicate=(pl.col("status") == "duplicate").sum())
+    counts = (
+        batch.group_by("_fi")
+        .len("received")
+        .join(rows_new.group_by("_fi").len("loaded"), on="_fi", how="left")
+        .join(per_file, on="_fi", how="left")
+        .join(refused.group_by("_fi").len("quarantined"), on="_fi", how="left")
+    )
+    counts = info.join(counts, on="_fi", how="left").fill_null(0)
+    manifest = counts.select(
+        file_name="source_file",
+        stem=pl.Series([files[i].name.stem for i in read]),
+        fixmedins_code="_fcode",
+        file_date="_fday",
+        table_name=pl.lit(table.name),
+        sha256=pl.Series([files[i].sha256 for i in read]),
+        size_bytes=pl.Series([files[i].size for i in read]),
+        status=pl.lit("loaded"),
+        reason=pl.lit(None, pl.String),
+        rows_received="received",
+        rows_loaded="loaded",
+        rows_quarantined="quarantined",
+        rows_duplicate="duplicate",
+        run_id=pl.lit(run_id),
+        seen_at=pl.lit(datetime.now()),
+    )
+    con.register("m", manifest.to_arrow())
+    con.execute("INSERT INTO manifest BY NAME SELECT * FROM m")
+    con.unregister("m")
+    total = RowCounts(*(int(counts[c].sum()) for c in ("received", "loaded", "quarantined", "duplicate")))
+    result.rows[table.name].add(total)
+    result.loaded += len(read)
+    say(f"{table.name}: {total.received:,} rows from {len(read)} files")
 
 
 def _batches(files: list[Incoming]) -> list[list[Incoming]]:

@@ -11,6 +11,7 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from data_contracts.contract import Table
@@ -108,24 +109,13 @@ def _as_text(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.select(exprs)
 
 
-def read_upload(path: Path, table: Table, ext: str) -> RawFile:
-    size = path.stat().st_size
-    if size > MAX_BYTES:
-        raise FileRejected("unreadable", f"file of {size} bytes exceeds the {MAX_BYTES} byte limit per upload")
-    enc = "binary"
-    if ext == "csv":
-        frame, enc = _read_csv(path)
-    elif ext == "xlsx":
-        frame = _read_xlsx(path)
-    else:
-        frame = _read_parquet(path)
-    frame = _as_text(frame)
+def _mapping(columns: list[str], table: Table) -> tuple[dict[str, str], list[str]]:
+    """Header -> code renames and the extra columns; FileRejected if a required column is missing or doubled."""
     headers = table.header_map()
     rename: dict[str, str] = {}
     extras: list[str] = []
-    for raw in frame.columns:
-        h = raw.strip().lstrip("\ufeff")
-        code = headers.get(h)
+    for raw in columns:
+        code = headers.get(raw.strip().lstrip("\ufeff"))
         if code is None:
             extras.append(raw)
         elif code in rename.values():
@@ -136,21 +126,129 @@ def read_upload(path: Path, table: Table, ext: str) -> RawFile:
     if missing:
         labels = ", ".join(f"{c}({table.column(c).label})" for c in missing)
         raise FileRejected("missing_column", f"required column missing: {labels}")
+    return rename, extras
+
+
+def canonical(frame: pl.DataFrame, table: Table, fi: pl.Series, row: pl.Series) -> RawFile:
+    """Text frame with upload headers -> code columns (trimmed, empty = null), `extra` JSON, `_fi`, `_row`."""
+    rename, extras = _mapping(frame.columns, table)
     frame = frame.rename(rename)
     extra = pl.struct([pl.col(c) for c in extras]).struct.json_encode() if extras else pl.lit(None, pl.String)
-    frame = frame.select(
+    present = set(frame.columns)
+    frame = frame.with_columns(fi.alias("_fi"), row.alias("_row")).select(
         *[
-            pl.col(c).str.strip_chars().replace("", None).alias(c)
-            if c in frame.columns
-            else pl.lit(None, pl.String).alias(c)
+            pl.col(c).str.strip_chars().replace("", None) if c in present else pl.lit(None, pl.String).alias(c)
             for c in table.codes
         ],
         extra.alias("extra"),
-        (pl.int_range(pl.len(), dtype=pl.Int32) + 2).alias("_row"),
+        "_fi",
+        "_row",
     )
-    return RawFile(frame, enc, extras)
+    return RawFile(frame, "", extras)
 
 
-def row_json(frame: pl.DataFrame, columns: list[str]) -> pl.Series:
-    """The row as uploaded (text) for the send-back file."""
-    return frame.select(pl.struct(columns).struct.json_encode()).to_series()
+def _numbered(frame: pl.DataFrame, fi: int) -> tuple[pl.Series, pl.Series]:
+    n = frame.height
+    return pl.Series([fi] * n, dtype=pl.Int32), pl.Series(range(2, n + 2), dtype=pl.Int32)
+
+
+def read_upload(path: Path, table: Table, ext: str, fi: int = 0) -> RawFile:
+    """One file on its own (xlsx, parquet, and CSVs the batch reader cannot concatenate)."""
+    size = path.stat().st_size
+    if size > MAX_BYTES:
+        raise FileRejected("unreadable", f"file of {size} bytes exceeds the {MAX_BYTES} byte limit per upload")
+    enc = "binary"
+    if ext == "csv":
+        frame, enc = _read_csv(path)
+    elif ext == "xlsx":
+        frame = _read_xlsx(path)
+    else:
+        frame = _read_parquet(path)
+    raw = canonical(_as_text(frame), table, *_numbered(frame, fi))
+    raw.encoding = enc
+    return raw
+
+
+def _plain_csv(path: Path) -> tuple[str, str, int, str] | None:
+    """(header, body, newline count, encoding) of a CSV to parse together with others, else None.
+
+    The caller checks that the parsed row count equals the newline count: a quoted newline inside a
+    field can only lower the parsed count, so equality proves every newline ended exactly one record
+    and row numbers are exact. Otherwise the files are re-read one by one.
+    """
+    data = path.read_bytes()
+    if len(data) > MAX_BYTES or b"\x00" in data[:4096] or not data.strip():
+        return None
+    text, enc = decode(data)
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
+        if "\r" in text:
+            return None
+    header, _, body = text.partition("\n")
+    if not header or '"' in header:
+        return None
+    if body and not body.endswith("\n"):
+        body += "\n"
+    return header, body, body.count("\n"), enc
+
+
+def read_batch(files: list[tuple[int, Path, str]], table: Table) -> tuple[list[RawFile], dict[int, FileRejected]]:
+    """Read many uploads of one table; CSVs sharing a header are parsed together as one buffer.
+
+    `files` holds (file index, path, extension). Returns canonical frames (their `_fi` names the file)
+    and the rejected files by index. A group that fails to parse as a whole is re-read file by file,
+    so one broken file never takes its neighbours down with it.
+    """
+    frames: list[RawFile] = []
+    rejected: dict[int, FileRejected] = {}
+    groups: dict[str, list[tuple[int, Path, str, int]]] = {}
+
+    def single(fi: int, path: Path, ext: str) -> None:
+        try:
+            frames.append(read_upload(path, table, ext, fi))
+        except FileRejected as e:
+            rejected[fi] = e
+
+    for fi, path, ext in files:
+        try:
+            plain = _plain_csv(path) if ext == "csv" else None
+        except FileRejected as e:
+            rejected[fi] = e
+            continue
+        if plain is None:
+            single(fi, path, ext)
+        else:
+            header, body, n, _ = plain
+            groups.setdefault(header, []).append((fi, path, body, n))
+    for header, members in groups.items():
+        columns = header.split(",")
+        try:
+            _mapping(columns, table)
+        except FileRejected as e:
+            for fi, *_ in members:
+                rejected[fi] = e
+            continue
+        counts = [n for *_, n in members]
+        try:
+            frame = (
+                pl.read_csv(
+                    io.BytesIO("".join(body for _, _, body, _ in members).encode("utf-8")),
+                    has_header=False,
+                    new_columns=columns,
+                    infer_schema=False,
+                )
+                if sum(counts)
+                else pl.DataFrame({c: [] for c in columns}, schema={c: pl.String for c in columns})
+            )
+            if frame.height != sum(counts):
+                raise ValueError("row count differs")
+        except (pl.exceptions.PolarsError, ValueError):
+            for fi, path, _, _ in members:
+                single(fi, path, "csv")
+            continue
+        sizes = np.array(counts)
+        starts = np.repeat(np.cumsum(sizes) - sizes, sizes)
+        fi_col = pl.Series(np.repeat([fi for fi, *_ in members], sizes), dtype=pl.Int32)
+        row_col = pl.Series(np.arange(sizes.sum()) - starts + 2, dtype=pl.Int32)
+        frames.append(canonical(frame, table, fi_col, row_col))
+    return frames, rejected

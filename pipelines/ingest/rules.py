@@ -118,19 +118,20 @@ def parse_and_check(
     """
     frame = batch.with_columns(pl.col(c).alias(f"{c}__raw") for c in table.codes)
     frame = frame.with_columns(_typed(c) for c in table.columns)
-    checks: list[pl.Expr] = []
+    checks: dict[str, tuple[pl.Expr, pl.Expr]] = {}  # rule id -> (failing mask, value shown)
     for c in table.columns:
         for rule, mask in _column_rules(c):
-            checks.append(pl.when(mask).then(pl.col(f"{c.code}__raw").fill_null("")).alias(rule))
+            prev = checks.get(rule)  # the same id may be declared twice (min and max)
+            checks[rule] = (mask if prev is None else prev[0] | mask, pl.col(f"{c.code}__raw").fill_null(""))
     for rule, mask, value in row_rules:
-        checks.append(pl.when(mask.fill_null(False)).then(value).alias(rule))
-    # the same rule id may be declared twice (min and max): keep the first failing value
-    names: dict[str, list[pl.Expr]] = {}
-    for e in checks:
-        names.setdefault(e.meta.output_name(), []).append(e)
-    merged = [pl.coalesce(es).alias(n) if len(es) > 1 else es[0] for n, es in names.items()]
+        checks[rule] = (mask, value)
+    # booleans over the whole batch; the shown values only for the few rows that failed
+    masks = {rule: m.fill_null(False) for rule, (m, _) in checks.items()}
+    failing = frame.filter(pl.any_horizontal(list(masks.values())))
     failures = (
-        frame.select(*KEY, *merged).unpivot(index=KEY, variable_name="rule", value_name="value").drop_nulls("value")
+        failing.select(*KEY, *[pl.when(masks[r]).then(v).alias(r) for r, (_, v) in checks.items()])
+        .unpivot(index=KEY, variable_name="rule", value_name="value")
+        .drop_nulls("value")
     )
     typed = frame.drop([f"{c}__raw" for c in table.codes])
     return typed, failures

@@ -1,0 +1,128 @@
+"""Ingest benchmark: claimwatch's nightly load of a generated inbox against DuckDB's bare `read_csv`.
+
+    .venv/bin/python -m benchmarks.bench_ingest [--scale medium] [--workdir /tmp/cw-bench]
+
+Measured in the same run, on the same files (each in its own process, for a clean peak RSS):
+  floor/per-file   DuckDB read_csv (types sniffed, bad rows skipped) of the uploads converted to UTF-8 CSV
+  floor/one-file   DuckDB read_csv of the same rows concatenated into one file per table (the fastest honest floor)
+  claimwatch       `claimwatch nightly` from an empty warehouse (reference + ingest + outputs)
+The ratio is claimwatch's time over the faster floor. Results go to benchmarks/results/ingest-<scale>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+import polars as pl
+
+from benchmarks.common import machine, measure, save, table
+from data_contracts.contract import upload_tables
+from pipelines.ingest.naming import BadFileName, parse
+from pipelines.ingest.reader import FileRejected, read_upload
+
+FLOOR = """
+import duckdb, sys
+con = duckdb.connect(sys.argv[1])
+for t in ("setl", "fee"):
+    src = f"'{sys.argv[2]}/{t}/*.csv', union_by_name=true, ignore_errors=true"
+    con.execute(f"CREATE TABLE {t} AS SELECT * FROM read_csv({src})")
+print(con.execute("SELECT (SELECT count(*) FROM setl) + (SELECT count(*) FROM fee)").fetchall()[0][0])
+"""
+
+
+def convert(inbox: Path, dest: Path) -> dict[str, int]:
+    """Every readable upload as UTF-8 CSV with code headers, per file and concatenated per table."""
+    rows = {}
+    for t, spec in upload_tables().items():
+        (dest / "per-file" / t).mkdir(parents=True)
+        (dest / "one-file" / t).mkdir(parents=True)
+        frames = []
+        for p in sorted((inbox / "uploads").iterdir()):
+            try:
+                name = parse(p.name)
+                if name.table != t:
+                    continue
+                f = read_upload(p, spec, name.ext).frame.select(spec.codes)
+            except (BadFileName, FileRejected):
+                continue
+            f.write_csv(dest / "per-file" / t / f"{name.stem}.csv")
+            frames.append(f)
+        pl.concat(frames).write_csv(dest / "one-file" / t / f"{t}.csv")
+        rows[t] = sum(f.height for f in frames)
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--scale", default="medium", choices=["small", "medium", "large"])
+    ap.add_argument("--workdir", type=Path, default=Path("/tmp/claimwatch-bench"))
+    ap.add_argument("--seed", type=int, default=7)
+    args = ap.parse_args()
+    work = args.workdir / args.scale
+    inbox = work / "inbox"
+    py = sys.executable
+    if not (inbox / "uploads").is_dir():
+        print(f"generating the {args.scale} inbox in {inbox} …", flush=True)
+        measure(
+            [
+                py,
+                "-m",
+                "pipelines.cli",
+                "generate",
+                "--out",
+                str(inbox),
+                "--scale",
+                args.scale,
+                "--seed",
+                str(args.seed),
+            ]
+        )
+    conv = work / "utf8"
+    if conv.exists():
+        shutil.rmtree(conv)
+    print("converting uploads to UTF-8 CSV for the floor …", flush=True)
+    rows = convert(inbox, conv)
+    results = []
+    for label, folder in (("floor/per-file", conv / "per-file"), ("floor/one-file", conv / "one-file")):
+        db = work / "floor.duckdb"
+        db.unlink(missing_ok=True)
+        m = measure([py, "-c", FLOOR, str(db), str(folder)])
+        results.append({"step": label, "seconds": m["seconds"], "peak_rss_mb": m["peak_rss_mb"]})
+    db = work / "claimwatch.duckdb"
+    db.unlink(missing_ok=True)
+    m = measure(
+        [
+            py,
+            "-m",
+            "pipelines.cli",
+            "nightly",
+            "--inbox",
+            str(inbox),
+            "--db",
+            str(db),
+            "--out",
+            str(work / "out"),
+            "--orchestrator",
+            "none",
+        ]
+    )
+    results.append({"step": "claimwatch nightly", "seconds": m["seconds"], "peak_rss_mb": m["peak_rss_mb"]})
+    total = rows["setl"] + rows["fee"]
+    floor = min(r["seconds"] for r in results[:2])
+    for r in results:
+        r["rows_per_s"] = f"{total / r['seconds']:,.0f}"
+        r["x_floor"] = f"{r['seconds'] / floor:.2f}"
+    print(
+        f"\ningest benchmark, scale {args.scale}: {rows['setl']:,} setl + {rows['fee']:,} fee rows, "
+        f"{len(list((inbox / 'uploads').iterdir()))} files"
+    )
+    print(table(results, ["step", "seconds", "rows_per_s", "peak_rss_mb", "x_floor"]))
+    path = save(f"ingest-{args.scale}", {"scale": args.scale, "rows": rows, "machine": machine(), "results": results})
+    print(f"\nwritten to {path}")
+
+
+if __name__ == "__main__":
+    main()
