@@ -108,6 +108,9 @@ def run_nightly_cli(inbox: Path, db: Path, out: Path, as_of: date | None, seed: 
 
     use_prefect = orchestrator == "prefect" or (orchestrator == "auto" and os.environ.get("PREFECT_API_URL"))
     if use_prefect:
+        # without a server Prefect starts a temporary one, which takes ~20 s here: allow it the time
+        os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+        os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
         from pipelines.flows.nightly import nightly_flow
 
         return nightly_flow(str(inbox), str(db), str(out), as_of.isoformat() if as_of else None, seed)
