@@ -18,6 +18,7 @@ from pathlib import Path
 import duckdb
 
 from pipelines import __version__
+from pipelines.detect.step import run_detect
 from pipelines.ingest.loader import IngestResult, ingest
 from pipelines.ingest.reference import ReferenceResult, load_references
 from pipelines.outputs.run_files import write_quarantine, write_summary
@@ -48,6 +49,7 @@ class RunContext:
     reference: ReferenceResult | None = None
     ingest: IngestResult | None = None
     quarantined_rows: int = 0
+    detection: dict = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
 
     def connect(self) -> duckdb.DuckDBPyConnection:
@@ -69,6 +71,11 @@ def step_ingest(ctx: RunContext) -> None:
     ctx.as_of = ctx.params.as_of or latest or date.today()
 
 
+def step_detect(ctx: RunContext) -> None:
+    with ctx.connect() as con:
+        ctx.detection = run_detect(con, ctx.run_id, ctx.as_of, ctx.params.out)
+
+
 def step_outputs(ctx: RunContext) -> None:
     with ctx.connect() as con:
         ctx.quarantined_rows = write_quarantine(con, ctx.run_id, ctx.params.out)
@@ -77,6 +84,7 @@ def step_outputs(ctx: RunContext) -> None:
 STEPS: list[tuple[str, Step]] = [
     ("reference", step_reference),
     ("ingest", step_ingest),
+    ("detect", step_detect),
     ("outputs", step_outputs),
 ]
 
@@ -102,8 +110,12 @@ def summary_of(ctx: RunContext, status: str, error: str | None = None) -> dict:
         },
         "rows": {t: vars(c) for t, c in ing.rows.items()},
         "reference": {k: getattr(ctx.reference, k) for k in ("loaded", "unchanged", "absent")} if ctx.reference else {},
+        "detection": ctx.detection,
         "timings_s": {k: round(v, 3) for k, v in ctx.timings.items()},
-        "outputs": {"folder": str(ctx.params.out.resolve()), "quarantine_csv": "quarantine.csv"},
+        "outputs": {
+            "folder": str(ctx.params.out.resolve()),
+            "files": sorted(p.name for p in ctx.params.out.iterdir() if p.is_file() and p.name != "run_summary.json"),
+        },
     }
 
 

@@ -27,4 +27,4 @@ def test_nightly_flow_loads_and_reports(prefect_harness, small_inbox, tmp_path):
     summary = json.loads((tmp_path / "out" / "run_summary.json").read_text())
     assert summary["status"] == "completed"
     assert summary["rows"]["fee"]["loaded"] > 20000
-    assert list(summary["timings_s"]) == ["reference", "ingest", "outputs"]
+    assert list(summary["timings_s"]) == ["reference", "ingest", "detect", "outputs"]

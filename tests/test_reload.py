@@ -26,7 +26,9 @@ def test_loading_the_same_inbox_twice_changes_nothing(inbox_copy, tmp_path):
     # (which has no identity) is reported again, every night until the institution fixes it
     assert second["files"]["unchanged"] == first["files"]["loaded"] + 2
     assert second["files"]["loaded"] == 0
-    assert [r["file"] for r in second["files"]["rejected"]] == ["H13030200001_2026-10-31_fee.csv"]
+    truth = pl.read_csv(inbox_copy.parent / "inbox.truth" / "files.csv")
+    misnamed = truth.filter(pl.col("rule") == "bad_file_name")["file"].to_list()
+    assert [r["file"] for r in second["files"]["rejected"]] == misnamed
     assert all(c["received"] == 0 for c in second["rows"].values())
 
 

@@ -15,7 +15,7 @@ from prefect.cache_policies import NO_CACHE
 
 from pipelines.nightly import NightlyParams, RunContext, Step, run_nightly
 
-RETRIES = {"reference": 1, "ingest": 0, "outputs": 2}
+RETRIES = {"reference": 1, "ingest": 0, "detect": 0, "outputs": 2}
 
 
 def prefect_runner(name: str, fn: Step, ctx: RunContext) -> None:

@@ -275,7 +275,7 @@ def frequent_purchase(rng, claims: Claims, code: str, persons: pl.DataFrame) -> 
             np.full(n, p),
             days,
             [rng.choice(otc, n), rng.choice(otc, n)],
-            [np.full(n, 2.0), np.ones(n)],
+            [np.ones(n), np.ones(n)],
         )
         _label(claims, vids, "frequent_purchase")
 

@@ -370,7 +370,10 @@ def pharmacy(rng: np.random.Generator, claims: Claims, inst: pl.DataFrame, perso
         d1 = rng.choice(otc, n)
         d2 = np.where(rng.random(n) < 0.35, rng.choice(otc, n), "")
         d2 = np.where(d2 == d1, "", d2)
-        add_purchases(rng, claims, code, psn, day, [d1, d2], [rng.integers(1, 3, n).astype(float), np.ones(n)])
+        # never more boxes than the catalogue's days of supply allow
+        cap = np.array([np.floor(ITEMS[c].max_prd_days / ITEMS[c].prd_days) for c in d1])
+        boxes = np.minimum(rng.integers(1, 3, n), cap).astype(float)
+        add_purchases(rng, claims, code, psn, day, [d1, d2], [boxes, np.ones(n)])
 
 
 def refunds(rng: np.random.Generator, claims: Claims, share: float = 0.02) -> None:

@@ -45,6 +45,16 @@ CREATE TABLE IF NOT EXISTS quarantine (
     run_id VARCHAR, file VARCHAR, table_name VARCHAR, row_number INTEGER, record_id VARCHAR,
     fixmedins_code VARCHAR, rule VARCHAR, value VARCHAR, row_json VARCHAR
 );
+-- every finding of every run: the spine that scoring, targeting, notices and reports read
+CREATE TABLE IF NOT EXISTS findings (
+    run_id VARCHAR, as_of DATE, source VARCHAR, source_name VARCHAR, kind VARCHAR, result_type VARCHAR,
+    setl_id VARCHAR, fixmedins_code VARCHAR, psn_no VARCHAR, occurred_on DATE, score DOUBLE, amount DOUBLE,
+    reason VARCHAR, evidence VARCHAR
+);
+CREATE TABLE IF NOT EXISTS institution_scores (
+    run_id VARCHAR, as_of DATE, fixmedins_code VARCHAR, risk_score DOUBLE, visits BIGINT, total_amount DOUBLE,
+    flagged_visits BIGINT, flagged_amount DOUBLE, model_percentile DOUBLE, open_complaints BIGINT, top_reasons VARCHAR
+);
 -- reference lists as last received (replaced whole), with the hash they were loaded from
 CREATE TABLE IF NOT EXISTS reference_files (
     name VARCHAR, sha256 VARCHAR, rows INTEGER, run_id VARCHAR, loaded_at TIMESTAMP

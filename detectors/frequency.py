@@ -1,0 +1,142 @@
+"""就诊次数异常: people who visit one institution, or many institutions, far more often than anyone else.
+
+Per person and institution, the most visits (purchases, for pharmacies) inside any window of
+`window_days`; per person, the distinct institutions visited inside any 7 days. Visits inside a window
+that crosses the threshold are flagged, with the count and the population's median in the reason.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+from detectors.base import SUSPECT, BaseDetector, as_findings, empty_findings, squash
+from detectors.peer_stats import robust_z
+
+
+def _rolling_counts(visits: pl.DataFrame, by: list[str], days: int) -> pl.DataFrame:
+    """Per `by` group and visit date: the visits (`setl_id` list) and their count in the `days` days ending then."""
+    return (
+        visits.select(*by, "setl_id", pl.col("setl_time").dt.date().alias("_d"))
+        .sort(*by, "_d")
+        .rolling(index_column="_d", period=f"{days}d", group_by=by)
+        .agg(pl.col("setl_id"), pl.len().alias("_n"))
+    )
+
+
+class FrequencyDetector(BaseDetector):
+    """X: visits with `psn_no`, `fixmedins_code`, `fixmedins_type`, `setl_id`, `setl_time`."""
+
+    def __init__(
+        self,
+        window_days: int = 30,
+        min_visits_outpatient: int = 8,
+        min_purchases_pharmacy: int = 8,
+        max_institutions_per_week: int = 4,
+    ):
+        self.window_days = window_days
+        self.min_visits_outpatient = min_visits_outpatient
+        self.min_purchases_pharmacy = min_purchases_pharmacy
+        self.max_institutions_per_week = max_institutions_per_week
+
+    def _windows(self, X: pl.DataFrame) -> pl.DataFrame:
+        """Every (person, institution, window end) with the visits inside that window."""
+        w = _rolling_counts(X, ["psn_no", "fixmedins_code"], self.window_days)
+        kinds = X.select("fixmedins_code", "fixmedins_type").unique("fixmedins_code")
+        return w.join(kinds, on="fixmedins_code")
+
+    def fit(self, X: pl.DataFrame, y=None) -> FrequencyDetector:
+        peak = self._windows(X).group_by("psn_no", "fixmedins_code", "fixmedins_type").agg(pl.col("_n").max())
+        self.baseline_ = peak.group_by("fixmedins_type").agg(
+            pl.col("_n").median().alias("_med"), (pl.col("_n") - pl.col("_n").median()).abs().median().alias("_mad")
+        )
+        return self
+
+    def decision_function(self, X: pl.DataFrame) -> np.ndarray:
+        """Robust z of each visit's count in its window against people of the same kind of institution."""
+        self._check_fitted()
+        w = (
+            self._windows(X)
+            .explode("setl_id")
+            .group_by("setl_id")
+            .agg(pl.col("_n").max(), pl.col("fixmedins_type").first())
+        )
+        w = w.join(self.baseline_, on="fixmedins_type", how="left")
+        z = X.select("setl_id").join(
+            w.with_columns(robust_z(pl.col("_n"), pl.col("_med"), pl.col("_mad")).alias("z")), on="setl_id", how="left"
+        )
+        return z["z"].fill_null(0).to_numpy()
+
+    def find(self, X: pl.DataFrame) -> pl.DataFrame:
+        self._check_fitted()
+        limit = (
+            pl.when(pl.col("fixmedins_type") == "2")
+            .then(self.min_purchases_pharmacy)
+            .otherwise(self.min_visits_outpatient)
+        )
+        w = self._windows(X).filter(pl.col("_n") >= limit)
+        parts = []
+        if not w.is_empty():
+            # each visit once, with the densest window it belongs to
+            hits = (
+                w.explode("setl_id")
+                .sort("_n", descending=True)
+                .unique("setl_id", keep="first")
+                .join(self.baseline_, on="fixmedins_type", how="left")
+            )
+            what = (
+                pl.when(pl.col("fixmedins_type") == "2")
+                .then(pl.lit("在同一药店购药"))
+                .otherwise(pl.lit("在同一机构就诊"))
+            )
+            parts.append(
+                hits.select(
+                    "setl_id",
+                    "_n",
+                    pl.format(
+                        "{}日内{}{}次(同类人群中位数{}次)",
+                        pl.lit(self.window_days),
+                        what,
+                        pl.col("_n"),
+                        pl.col("_med").round(0).cast(pl.Int64),
+                    ).alias("reason"),
+                    squash(robust_z(pl.col("_n"), pl.col("_med"), pl.col("_mad")), 6.0).alias("score"),
+                )
+            )
+        # many institutions in one week (串换就诊 / 冒名就医)
+        week = (
+            X.select("psn_no", "fixmedins_code", "setl_id", pl.col("setl_time").dt.date().alias("_d"))
+            .sort("psn_no", "_d")
+            .rolling(index_column="_d", period="7d", group_by="psn_no")
+            .agg(pl.col("setl_id"), pl.col("fixmedins_code").n_unique().alias("_k"), pl.len().alias("_n"))
+            .filter(pl.col("_k") >= self.max_institutions_per_week)
+        )
+        if not week.is_empty():
+            hits = week.explode("setl_id").sort("_k", descending=True).unique("setl_id", keep="first")
+            parts.append(
+                hits.select(
+                    "setl_id",
+                    "_n",
+                    pl.format("7日内在{}家机构就诊{}次", pl.col("_k"), pl.col("_n")).alias("reason"),
+                    squash(pl.col("_k").cast(pl.Float64), 4.0).alias("score"),
+                )
+            )
+        if not parts:
+            return empty_findings()
+        found = pl.concat(parts).sort("score", descending=True).unique("setl_id", keep="first")
+        found = found.join(X.select("setl_id", "fixmedins_code", "psn_no", "setl_time", "medfee_sumamt"), on="setl_id")
+        return as_findings(
+            found.select(
+                "setl_id",
+                "fixmedins_code",
+                "psn_no",
+                pl.col("setl_time").dt.date().alias("occurred_on"),
+                "score",
+                pl.col("medfee_sumamt").alias("amount"),
+                "reason",
+            ),
+            source="FREQUENCY",
+            source_name="就诊次数异常",
+            kind="统计",
+            result_type=SUSPECT,
+        )

@@ -1,0 +1,49 @@
+"""Institution-level features against peers (same type and level), for the institution model and reasons."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+FEATURES = {
+    "cost_ratio": "次均费用为同级机构中位数的{:.1f}倍",
+    "visits_per_patient": "人均就诊{:.1f}次",
+    "repeat_7d_rate": "7日内重复就诊占比{:.0%}",
+    "top5_share": "前5名患者就诊占比{:.0%}",
+}
+
+
+def profile(visits: pl.DataFrame) -> pl.DataFrame:
+    """One row per institution: its volume and behaviour features (ratios to its peers where it matters)."""
+    v = visits.sort("psn_no", "fixmedins_code", "setl_time").with_columns(
+        gap=(pl.col("setl_time") - pl.col("setl_time").shift(1).over("psn_no", "fixmedins_code")).dt.total_days()
+    )
+    per = v.group_by("fixmedins_code").agg(
+        pl.col("fixmedins_type").first(),
+        pl.col("hosp_lv").first(),
+        pl.col("region").first(),
+        pl.len().alias("visits"),
+        pl.col("medfee_sumamt").sum().alias("total_amount"),
+        pl.col("psn_no").n_unique().alias("patients"),
+        (pl.col("gap") <= 7).sum().alias("repeat_7d"),
+    )
+    top5 = (
+        visits.group_by("fixmedins_code", "psn_no")
+        .len()
+        .sort("len", descending=True)
+        .group_by("fixmedins_code")
+        .agg(pl.col("len").head(5).sum().alias("top5"))
+    )
+    per = per.join(top5, on="fixmedins_code").with_columns(
+        cost_per_visit=pl.col("total_amount") / pl.col("visits"),
+        visits_per_patient=pl.col("visits") / pl.col("patients"),
+        repeat_7d_rate=pl.col("repeat_7d") / pl.col("visits"),
+        top5_share=pl.col("top5") / pl.col("visits"),
+    )
+    return per.with_columns(
+        cost_ratio=pl.col("cost_per_visit") / pl.col("cost_per_visit").median().over("fixmedins_type", "hosp_lv")
+    )
+
+
+def feature_matrix(prof: pl.DataFrame) -> np.ndarray:
+    return np.log1p(prof.select(list(FEATURES)).fill_null(0).to_numpy().astype(float))

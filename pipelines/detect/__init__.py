@@ -1,0 +1,1 @@
+"""Detection step: pull the look-back window from the warehouse, run detectors and rules, store findings."""

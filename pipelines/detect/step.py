@@ -1,0 +1,87 @@
+"""The detect step: window -> detectors -> findings and institution scores in the warehouse -> csv files."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from detectors.config import load as load_config
+from pipelines.detect.run import Detection, detect
+from pipelines.detect.window import has_table, load_window
+from pipelines.outputs.safe_text import write_csv
+
+ANOMALY_COLUMNS = ["setl_id", "mdtrt_id", "fixmedins_code", "med_type", "score", "detectors", "reasons", "amount"]
+
+
+def store(con: duckdb.DuckDBPyConnection, run_id: str, as_of: date, d: Detection) -> None:
+    f = d.findings.with_columns(run_id=pl.lit(run_id), as_of=pl.lit(as_of))
+    con.register("f", f.to_arrow())
+    con.execute("INSERT INTO findings BY NAME SELECT * FROM f")
+    con.unregister("f")
+    cols = [
+        "fixmedins_code",
+        "risk_score",
+        "visits",
+        "total_amount",
+        "flagged_visits",
+        "flagged_amount",
+        "model_percentile",
+        "open_complaints",
+        "top_reasons",
+    ]
+    s = d.institutions.select(cols).with_columns(run_id=pl.lit(run_id), as_of=pl.lit(as_of))
+    con.register("s", s.to_arrow())
+    con.execute("INSERT INTO institution_scores BY NAME SELECT * FROM s")
+    con.unregister("s")
+
+
+def write_outputs(d: Detection, names: pl.DataFrame | None, out: Path) -> None:
+    a = d.visits.select(*ANOMALY_COLUMNS[:4], pl.col("score").round(4), *ANOMALY_COLUMNS[5:])
+    write_csv(a, out / "anomalies.csv")
+    inst = d.institutions
+    if names is not None:
+        inst = inst.join(names, on="fixmedins_code", how="left")
+    else:
+        inst = inst.with_columns(fixmedins_name=pl.lit(None, pl.String))
+    write_csv(
+        inst.select(
+            "fixmedins_code",
+            "risk_score",
+            "flagged_visits",
+            "flagged_amount",
+            "top_reasons",
+            "fixmedins_name",
+            "fixmedins_type",
+            "hosp_lv",
+            "region",
+            "visits",
+            pl.col("total_amount").round(2),
+            pl.col("model_percentile").round(3),
+            "open_complaints",
+        ),
+        out / "institution_scores.csv",
+    )
+
+
+def run_detect(con: duckdb.DuckDBPyConnection, run_id: str, as_of: date, out: Path) -> dict:
+    cfg = load_config()
+    w = load_window(con, as_of, cfg["window"]["days"])
+    d = detect(w, cfg)
+    store(con, run_id, as_of, d)
+    names = (
+        con.sql("SELECT fixmedins_code, fixmedins_name FROM ref_institutions").pl()
+        if has_table(con, "ref_institutions")
+        else None
+    )
+    write_outputs(d, names, out)
+    return {
+        "window": [w.start.isoformat(), w.end.isoformat()],
+        "visits": w.visits.height,
+        "fee_lines": w.lines.height,
+        "findings": d.findings.height,
+        "flagged_visits": d.visits.height,
+        "institutions": d.institutions.height,
+    }

@@ -1,0 +1,110 @@
+"""The look-back window as compact frames for the detectors, computed in DuckDB.
+
+`visits`: one row per settled visit in the window, with its institution's type/level/region and the
+amounts per component of its (netted) fee lines. `lines`: the window's fee lines with refunds netted
+against their originals (a fully refunded line disappears), joined with the visit columns rules need.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+
+import duckdb
+import polars as pl
+
+COMPONENTS = {
+    "drug_amt": ("09", "10", "11"),
+    "exam_amt": ("03", "04"),
+    "material_amt": ("08",),
+    "treatment_amt": ("05", "06"),
+}
+
+
+@dataclass
+class Window:
+    start: date
+    end: date  # inclusive
+    visits: pl.DataFrame
+    lines: pl.DataFrame
+    catalog: pl.DataFrame | None
+    pairs: pl.DataFrame | None
+    complaints: pl.DataFrame
+
+
+def has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    return (
+        con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]).fetchall()[0][0] > 0
+    )
+
+
+def load_window(con: duckdb.DuckDBPyConnection, as_of: date, days: int) -> Window:
+    start = as_of - timedelta(days=days - 1)
+    lo, hi = datetime.combine(start, time.min), datetime.combine(as_of + timedelta(days=1), time.min)
+    inst = (
+        "LEFT JOIN ref_institutions i USING (fixmedins_code)"
+        if has_table(con, "ref_institutions")
+        else "LEFT JOIN (SELECT NULL::VARCHAR AS fixmedins_code, NULL::VARCHAR AS fixmedins_type, "
+        "NULL::VARCHAR AS hosp_lv, NULL::VARCHAR AS region) i USING (fixmedins_code)"
+    )
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE w_lines AS
+        WITH w AS (SELECT fixmedins_code, setl_id FROM setl WHERE setl_time >= ? AND setl_time < ?),
+        f AS (SELECT f.* FROM fee f SEMI JOIN w ON f.fixmedins_code = w.fixmedins_code AND f.setl_id = w.setl_id),
+        r AS (SELECT fixmedins_code, init_feedetl_sn, sum(cnt) AS rcnt FROM f WHERE cnt < 0 GROUP BY ALL)
+        SELECT f.feedetl_sn, f.setl_id, f.fixmedins_code, f.fee_ocur_time, f.med_list_codg, f.med_list_name,
+               f.med_chrgitm_type, CAST(f.pric AS DOUBLE) AS pric,
+               CAST(f.cnt + coalesce(r.rcnt, 0) AS DOUBLE) AS cnt,
+               round(CAST(f.pric AS DOUBLE) * CAST(f.cnt + coalesce(r.rcnt, 0) AS DOUBLE), 2) AS amt,
+               CASE WHEN r.rcnt IS NULL THEN f.prd_days
+                    ELSE CAST(round(f.prd_days * (f.cnt + r.rcnt) / f.cnt) AS INTEGER) END AS prd_days,
+               f.drug_trac_codg
+        FROM f LEFT JOIN r ON r.fixmedins_code = f.fixmedins_code AND r.init_feedetl_sn = f.feedetl_sn
+        WHERE f.cnt > 0 AND f.cnt + coalesce(r.rcnt, 0) > 0
+    """,
+        [lo, hi],
+    )
+    comp = ", ".join(
+        f"coalesce(sum(amt) FILTER (med_chrgitm_type IN ({', '.join(repr(c) for c in codes)})), 0) AS {name}"
+        for name, codes in COMPONENTS.items()
+    )
+    visits = con.sql(
+        f"""
+        WITH c AS (SELECT fixmedins_code, setl_id, count(*) AS n_lines, {comp} FROM w_lines GROUP BY ALL)
+        SELECT s.setl_id, s.mdtrt_id, s.fixmedins_code,
+               coalesce(i.fixmedins_type, CASE WHEN s.med_type = '41' THEN '2' ELSE '1' END) AS fixmedins_type,
+               coalesce(i.hosp_lv, '0') AS hosp_lv, coalesce(i.region, '未知') AS region,
+               s.psn_no, s.gend, s.age, s.med_type, s.dept_codg, s.dscg_maindiag_code, s.dscg_maindiag_name,
+               s.begntime, s.endtime, s.setl_time,
+               CAST(s.medfee_sumamt AS DOUBLE) AS medfee_sumamt, CAST(s.fund_pay_sumamt AS DOUBLE) AS fund_pay_sumamt,
+               coalesce(c.n_lines, 0) AS n_lines,
+               {", ".join(f"coalesce(c.{n}, 0) AS {n}" for n in COMPONENTS)}
+        FROM setl s {inst}
+        LEFT JOIN c ON c.fixmedins_code = s.fixmedins_code AND c.setl_id = s.setl_id
+        WHERE s.setl_time >= ? AND s.setl_time < ?
+    """,
+        params=[lo, hi],
+    ).pl()
+    lines = con.sql("""
+        SELECT l.*, s.psn_no, s.gend, s.age, s.med_type, s.begntime, s.endtime
+        FROM w_lines l JOIN setl s ON s.fixmedins_code = l.fixmedins_code AND s.setl_id = l.setl_id
+    """).pl()
+    con.execute("DROP TABLE w_lines")
+    catalog = con.sql("SELECT * FROM ref_catalog").pl() if has_table(con, "ref_catalog") else None
+    if catalog is not None:
+        catalog = catalog.with_columns(
+            pl.col(c).cast(pl.Float64)
+            for c in ("pric_uplmt_amt", "max_cnt_per_day", "max_cnt_per_period")
+            if c in catalog.columns
+        )
+    pairs = con.sql("SELECT * FROM ref_item_pairs").pl() if has_table(con, "ref_item_pairs") else None
+    complaints = (
+        con.sql(
+            "SELECT * FROM ref_complaints WHERE received_date > ? - INTERVAL 30 DAY AND received_date <= ?",
+            params=[as_of, as_of],
+        ).pl()
+        if has_table(con, "ref_complaints")
+        else pl.DataFrame(schema={"fixmedins_code": pl.String})
+    )
+    return Window(start, as_of, visits, lines, catalog, pairs, complaints)
