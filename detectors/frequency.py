@@ -140,3 +140,15 @@ class FrequencyDetector(BaseDetector):
             kind="统计",
             result_type=SUSPECT,
         )
+
+
+def run(visits: pl.DataFrame, cfg: dict) -> pl.DataFrame:
+    """Findings over a window's visits, configured by `config.toml`."""
+    c = cfg["frequency"]
+    v = visits.filter(pl.col("med_type").is_in(c["med_types"]))
+    if v.is_empty():
+        return empty_findings()
+    det = FrequencyDetector(
+        c["window_days"], c["min_visits_outpatient"], c["min_purchases_pharmacy"], c["max_institutions_per_week"]
+    ).fit(v)
+    return det.find(v)

@@ -129,3 +129,15 @@ class HighCostDetector(BaseDetector):
             kind="统计",
             result_type=SUSPECT,
         )
+
+
+def run(visits: pl.DataFrame, cfg: dict) -> pl.DataFrame:
+    """Findings over a window's visits, configured by `config.toml`."""
+    c = cfg["high_cost"]
+    v = visits.filter(pl.col("med_type").is_in(c["med_types"]))
+    if v.is_empty():
+        return empty_findings()
+    det = HighCostDetector(
+        c["peer_groups"], c["min_peers"], c["min_ratio"], c["min_z"], c["min_excess"], c["components"]
+    ).fit(v)
+    return det.find(v)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from detectors.isolation import IsolationDetector
+
 FEATURES = {
     "cost_ratio": "次均费用为同级机构中位数的{:.1f}倍",
     "visits_per_patient": "人均就诊{:.1f}次",
@@ -47,3 +49,24 @@ def profile(visits: pl.DataFrame) -> pl.DataFrame:
 
 def feature_matrix(prof: pl.DataFrame) -> np.ndarray:
     return np.log1p(prof.select(list(FEATURES)).fill_null(0).to_numpy().astype(float))
+
+
+def model_scores(prof: pl.DataFrame, cfg: dict) -> pl.DataFrame:
+    """Percentile of each institution's outlier score among all, and the sentence for its main deviation."""
+    if prof.height < 8:
+        return prof.select("fixmedins_code", model_percentile=pl.lit(0.0), model_reason=pl.lit(None, pl.String))
+    X = feature_matrix(prof)
+    det = IsolationDetector(cfg["isolation"]["model"], cfg["isolation"]["n_estimators"], cfg["isolation"]["seed"]).fit(
+        X
+    )
+    pct = det.percentile(det.train_scores_)
+    attr = det.attributions(X)
+    names = list(FEATURES)
+    reasons = []
+    for i, row in enumerate(attr):
+        k = int(np.argmax(row))
+        value = prof[names[k]][i]
+        reasons.append("机构画像偏离同类: " + FEATURES[names[k]].format(value) if row[k] > 2 else None)
+    return prof.select("fixmedins_code").with_columns(
+        pl.Series("model_percentile", pct), pl.Series("model_reason", reasons, dtype=pl.String)
+    )

@@ -7,8 +7,12 @@ flagged row is explained by the features that deviate most from the training med
 from __future__ import annotations
 
 import numpy as np
+import polars as pl
 
-from detectors.base import BaseDetector
+from detectors.base import SUSPECT, BaseDetector, as_findings, empty_findings
+from detectors.high_cost import COMPONENT_NAMES
+
+FEATURE_NAMES = {"medfee_sumamt": "次均费用", "n_lines": "明细条数", **COMPONENT_NAMES}
 
 MODELS = ("iforest", "ecod", "copod", "hbos")
 
@@ -17,7 +21,7 @@ def _make(model: str, n_estimators: int, seed: int):
     if model == "iforest":
         from pyod.models.iforest import IForest
 
-        return IForest(n_estimators=n_estimators, random_state=seed, n_jobs=1)
+        return IForest(n_estimators=n_estimators, random_state=seed, n_jobs=2)
     if model == "ecod":
         from pyod.models.ecod import ECOD
 
@@ -47,7 +51,7 @@ class IsolationDetector(BaseDetector):
         mad = np.median(np.abs(X - self.median_), axis=0) * 1.4826
         self.scale_ = np.where(mad > 1e-9, mad, np.maximum(np.std(X, axis=0), 1e-9))
         self.model_ = _make(self.model, self.n_estimators, self.seed).fit(X)
-        self.train_scores_ = self.model_.decision_function(X)
+        self.train_scores_ = self.model_.decision_scores_  # PyOD scores the training rows while fitting
         return self
 
     def decision_function(self, X: np.ndarray) -> np.ndarray:
@@ -68,3 +72,52 @@ class IsolationDetector(BaseDetector):
         """Per row and feature: deviation from the training median in robust units (signed)."""
         self._check_fitted()
         return (np.asarray(X, dtype=float) - self.median_) / self.scale_
+
+
+def _relative_features(v: pl.DataFrame, features: list[str]) -> np.ndarray:
+    """log(1 + value) minus the log(1 + median) of its med_type x level x department group."""
+    groups = ["med_type", "hosp_lv", "dept_codg"]
+    rel = v.select([(pl.col(f).log1p() - pl.col(f).log1p().median().over(groups)).alias(f) for f in features])
+    return rel.fill_null(0).to_numpy()
+
+
+def run(visits: pl.DataFrame, cfg: dict) -> pl.DataFrame:
+    """Findings over a window's visits, configured by `config.toml`."""
+    c = cfg["isolation"]
+    v = visits.filter(pl.col("med_type") != "21")
+    if v.height < 50:
+        return empty_findings()
+    X = _relative_features(v, c["features"])
+    det = IsolationDetector(c["model"], c["n_estimators"], c["seed"]).fit(X)
+    scores = det.train_scores_  # the window is both what the model learns from and what it judges
+    hit = scores > det.threshold(c["contamination"])
+    if not hit.any():
+        return empty_findings()
+    attr = det.attributions(X[hit])
+    top = attr.argmax(axis=1)
+    names = [FEATURE_NAMES.get(c["features"][k], c["features"][k]) for k in top]
+    ratio = np.exp(np.take_along_axis(X[hit], top[:, None], axis=1)[:, 0])  # ~ value / group median
+    pct = det.percentile(scores[hit])
+    found = v.filter(pl.Series(hit)).with_columns(
+        pl.Series("_name", names), pl.Series("_ratio", ratio), pl.Series("_pct", pct)
+    )
+    return as_findings(
+        found.select(
+            "setl_id",
+            "fixmedins_code",
+            "psn_no",
+            pl.col("setl_time").dt.date().alias("occurred_on"),
+            (pl.col("_pct") * 0.5).alias("score"),
+            pl.lit(0.0).alias("amount"),
+            pl.format(
+                "孤立森林模型判定异常(高于{}%的就诊), 主要偏离: {}约为同组中位数的{}倍",
+                (pl.col("_pct") * 100).round(1),
+                pl.col("_name"),
+                pl.col("_ratio").round(1),
+            ).alias("reason"),
+        ),
+        source=f"MODEL_{c['model'].upper()}",
+        source_name="孤立森林模型" if c["model"] == "iforest" else f"{c['model'].upper()}模型",
+        kind="模型",
+        result_type=SUSPECT,
+    )

@@ -48,7 +48,8 @@ def _yuan(expr: pl.Expr) -> pl.Expr:
 
 def dup_same_item(inp: RuleInputs, params: dict) -> pl.DataFrame:
     keys = ["setl_id", "med_list_codg", "fee_ocur_time", "pric", "cnt"]
-    g = inp.lines.group_by(keys).agg(
+    # hash the lines once; only the repeated ones are grouped and joined into evidence
+    g = inp.lines.filter(pl.struct(keys).is_duplicated()).group_by(keys).agg(
         pl.len().alias("n"),
         pl.col("amt").first(),
         pl.col("med_list_name").first(),
