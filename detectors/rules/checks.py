@@ -49,11 +49,15 @@ def _yuan(expr: pl.Expr) -> pl.Expr:
 def dup_same_item(inp: RuleInputs, params: dict) -> pl.DataFrame:
     keys = ["setl_id", "med_list_codg", "fee_ocur_time", "pric", "cnt"]
     # hash the lines once; only the repeated ones are grouped and joined into evidence
-    g = inp.lines.filter(pl.struct(keys).is_duplicated()).group_by(keys).agg(
-        pl.len().alias("n"),
-        pl.col("amt").first(),
-        pl.col("med_list_name").first(),
-        pl.col("feedetl_sn").sort().str.join(";").alias("evidence"),
+    g = (
+        inp.lines.filter(pl.struct(keys).is_duplicated())
+        .group_by(keys)
+        .agg(
+            pl.len().alias("n"),
+            pl.col("amt").first(),
+            pl.col("med_list_name").first(),
+            pl.col("feedetl_sn").sort().str.join(";").alias("evidence"),
+        )
     )
     g = g.filter(pl.col("n") >= 2).with_columns(amount=(pl.col("n") - 1) * pl.col("amt"))
     return per_visit(

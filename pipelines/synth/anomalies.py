@@ -245,13 +245,28 @@ def over_dispensing(rng, claims: Claims, code: str, persons: pl.DataFrame) -> No
         )
     ]
     _label(claims, cand.filter(pl.col("lid").is_in(list(pick)))["vid"].unique(), "over_dispensing")
+    # the patient's next regular refill now comes while two months of supply are left: a true early refill
+    visits, lines = claims.consolidate()
+    here = visits.filter(pl.col("inst") == code).select("vid", "psn")
+    mine = lines.join(here, on="vid")
+    big = mine.filter(hit).select("psn", "item", pl.col("t").alias("t_big"))
+    nxt = (
+        mine.join(big, on=["psn", "item"])
+        .filter(pl.col("t") > pl.col("t_big"))
+        .sort("t")
+        .unique(["psn", "item", "t_big"], keep="first")
+    )
+    _label(claims, nxt["vid"].unique(), "early_refill")
 
 
 def early_refill(rng, claims: Claims, code: str, persons: pl.DataFrame) -> None:
     """Patients who come back for a month's supply every week or so (超量开药 / 囤药)."""
     dx = next(i for i, d in enumerate(DIAGNOSES) if d.chronic == "高血压")
-    who = rng.choice(eligible_persons(persons, dx), 5, replace=False)
     it = item(CHRONIC_DRUGS["高血压"])
+    # people who do not already refill this drug here, so their purchases are the pattern and nothing else
+    regulars = _chronic_purchases(claims, code).join(claims.consolidate()[0].select("vid", "psn"), on="vid")["psn"]
+    pool = np.setdiff1d(eligible_persons(persons, dx), regulars.to_numpy())
+    who = rng.choice(pool, 5, replace=False)
     boxes = float(np.floor(it.max_prd_days / it.prd_days))
     for p in who:
         days = np.arange(int(rng.integers(0, 5)), claims.days, int(rng.integers(6, 11)))

@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta
 import numpy as np
 import polars as pl
 
-from pipelines.synth.district import CHRONIC_DRUGS, DIAGNOSES, ITEMS, LEVEL_DEPTS, OTC_DRUGS, item
+from pipelines.synth.district import CHRONIC_DRUGS, DIAGNOSES, ITEMS, LEVEL_DEPTS, OTC_DRUGS, REGIONS, item
 from pipelines.synth.scales import Scale
 
 ITEM_CODES = list(ITEMS)
@@ -110,6 +110,21 @@ def eligible_persons(persons: pl.DataFrame, dx_index: int) -> np.ndarray:
     return persons.with_row_index("i").filter(cond)["i"].to_numpy().astype(np.int64)
 
 
+LOCAL_SHARE = 0.85  # patients mostly use the institutions of their own region
+
+
+def pick_patients(rng: np.random.Generator, pool: np.ndarray, region_of: np.ndarray, region: int, n: int) -> np.ndarray:
+    """n patients from `pool`, most of them living in `region` (people have a home area, not a random one)."""
+    local = pool[region_of[pool] == region]
+    if not len(local):
+        return rng.choice(pool, n)
+    return np.where(rng.random(n) < LOCAL_SHARE, rng.choice(local, n), rng.choice(pool, n))
+
+
+def region_index(region: str) -> int:
+    return REGIONS.index(region)
+
+
 def drug_supply(codg: str, cnt: np.ndarray) -> np.ndarray:
     it = ITEMS[codg]
     return (cnt * (it.prd_days or 1)).astype(np.int32)
@@ -155,18 +170,25 @@ def outpatient(
     rng: np.random.Generator, claims: Claims, inst: pl.DataFrame, persons: pl.DataFrame, scale: Scale
 ) -> None:
     hosp = inst.filter(pl.col("fixmedins_type") == "1")
-    eligible = {i: eligible_persons(persons, i) for i in range(len(DIAGNOSES))}
-    for code, lv in hosp.select("fixmedins_code", "hosp_lv").iter_rows():
+    fits = {}
+    for i in range(len(DIAGNOSES)):
+        mask = np.zeros(len(persons))
+        mask[eligible_persons(persons, i)] = 1.0
+        fits[i] = mask
+    home = persons["region"].to_numpy()
+    everyone = np.arange(len(persons))
+    for code, lv, region in hosp.select("fixmedins_code", "hosp_lv", "region").iter_rows():
         counts = rng.poisson(scale.outpatient_per_day[lv], claims.days)
         day = np.repeat(np.arange(claims.days), counts)
         n = len(day)
-        cands = [i for i, d in enumerate(DIAGNOSES) if d.dept in LEVEL_DEPTS[lv] and len(eligible[i])]
-        w = np.array([2.0 if DIAGNOSES[i].chronic else 1.0 for i in cands])
-        dx = rng.choice(cands, n, p=w / w.sum()).astype(np.int32)
-        psn = np.empty(n, dtype=np.int64)
-        for i in np.unique(dx):
-            sel = dx == i
-            psn[sel] = rng.choice(eligible[i], sel.sum())
+        # the patient comes first, from the population (mostly the hospital's own region); the diagnosis
+        # is then drawn among those that fit them, so nobody visits more often than people do
+        psn = pick_patients(rng, everyone, home, region_index(region), n)
+        cands = [i for i, d in enumerate(DIAGNOSES) if d.dept in LEVEL_DEPTS[lv]]
+        weight = np.stack([fits[i][psn] * (6.0 if DIAGNOSES[i].chronic else 1.0) for i in cands], axis=1)
+        cum = np.cumsum(weight, axis=1)
+        pick = (cum < rng.random(n)[:, None] * cum[:, -1:]).sum(axis=1)
+        dx = np.array(cands, dtype=np.int32)[np.minimum(pick, len(cands) - 1)]
         chronic = np.array([DIAGNOSES[i].chronic is not None for i in dx])
         emergency = ~chronic & (lv != "1") & (rng.random(n) < 0.06)
         med_type = np.where(chronic & (rng.random(n) < 0.7), "14", np.where(emergency, "13", "11"))
@@ -270,7 +292,8 @@ def inpatient(
 ) -> None:
     hosp = inst.filter(pl.col("fixmedins_type") == "1")
     lead = 14  # stays admitted before the window that end inside it are uploaded too
-    for code, lv in hosp.select("fixmedins_code", "hosp_lv").iter_rows():
+    home = persons["region"].to_numpy()
+    for code, lv, region in hosp.select("fixmedins_code", "hosp_lv", "region").iter_rows():
         cands = [i for i, d in enumerate(DIAGNOSES) if d.los[1] and d.dept in LEVEL_DEPTS[lv]]
         counts = rng.poisson(scale.admissions_per_day[lv], claims.days + lead)
         adm_day = np.repeat(np.arange(claims.days + lead), counts) - lead
@@ -284,8 +307,19 @@ def inpatient(
         psn = np.empty(len(dx), dtype=np.int64)
         for i in np.unique(dx):
             sel = dx == i
-            psn[sel] = rng.choice(eligible_persons(persons, int(i)), sel.sum())
-        add_stays(rng, claims, code, lv, psn, dx, adm_day, los)
+            psn[sel] = pick_patients(rng, eligible_persons(persons, int(i)), home, region_index(region), int(sel.sum()))
+        # one patient is not in two beds at once, nor back within a month by chance (that is a pattern)
+        order = np.lexsort((adm_day, psn))
+        psn, dx, adm_day, los = psn[order], dx[order], adm_day[order], los[order]
+        keep = np.ones(len(psn), dtype=bool)
+        last_end: dict[int, int] = {}
+        for k in range(len(psn)):
+            p = int(psn[k])
+            if p in last_end and adm_day[k] <= last_end[p] + 30:
+                keep[k] = False
+            else:
+                last_end[p] = int(adm_day[k] + los[k])
+        add_stays(rng, claims, code, lv, psn[keep], dx[keep], adm_day[keep], los[keep])
 
 
 def add_purchases(
@@ -339,13 +373,20 @@ def pharmacy(rng: np.random.Generator, claims: Claims, inst: pl.DataFrame, perso
         return
     # chronic patients refill a month's supply at their usual pharmacy, on time
     p = persons.with_row_index("i")
+    regions = persons["region"].to_numpy()
+    ph_regions = [region_index(r) for r in ph["region"]]
+    all_ph = list(range(len(codes)))
+    by_region: dict[int, list[int]] = {}
+    for k, r in enumerate(ph_regions):
+        by_region.setdefault(r, []).append(k)
     for cond, drug in CHRONIC_DRUGS.items():
         users = p.filter(pl.col(f"chronic_{cond}"))["i"].to_numpy()
         users = users[rng.random(len(users)) < 0.3]
         it = item(drug)
         boxes = np.floor((it.max_prd_days or 30) / it.prd_days)
         supply = int(boxes * it.prd_days)
-        home = rng.integers(0, len(codes), len(users))
+        # the usual pharmacy is one in the patient's own region where there is one
+        home = np.array([rng.choice(by_region.get(int(r), all_ph)) for r in regions[users]], dtype=np.int64)
         first = rng.integers(0, supply, len(users))
         rows_psn, rows_day, rows_ph = [], [], []
         for j in range(int(np.ceil(claims.days / supply)) + 1):
@@ -362,11 +403,12 @@ def pharmacy(rng: np.random.Generator, claims: Claims, inst: pl.DataFrame, perso
             )
     # walk-in purchases of common medicines
     otc = np.array([item(x).codg for x in OTC_DRUGS])
-    for code in codes:
+    everyone = np.arange(len(persons))
+    for code, region in zip(codes, ph_regions, strict=True):
         counts = rng.poisson(scale.purchases_per_day, claims.days)
         day = np.repeat(np.arange(claims.days), counts)
         n = len(day)
-        psn = rng.integers(0, len(persons), n)
+        psn = pick_patients(rng, everyone, regions, region, n)
         d1 = rng.choice(otc, n)
         d2 = np.where(rng.random(n) < 0.35, rng.choice(otc, n), "")
         d2 = np.where(d2 == d1, "", d2)
