@@ -52,6 +52,7 @@ class Table:
 
 def _load(file: str) -> dict[str, Table]:
     raw = yaml.safe_load((CONTRACT_DIR / file).read_text(encoding="utf-8"))
+    raw.pop("rules", None)
     tables = {}
     for name, spec in raw.items():
         cols = []
@@ -86,3 +87,26 @@ def upload_tables() -> dict[str, Table]:
 def reference_tables() -> dict[str, Table]:
     """The bureau's reference lists, by file stem (`institutions` for `reference/institutions.csv`)."""
     return _load("reference_tables.yaml")
+
+
+@dataclass(frozen=True)
+class RuleSpec:
+    severity: str  # reject / warn
+    zh: str
+
+
+@cache
+def rule_specs() -> dict[str, RuleSpec]:
+    """Severity and Chinese message of every contract rule, keyed by rule name (without `:<column>`)."""
+    raw = yaml.safe_load((CONTRACT_DIR / "upload_tables.yaml").read_text(encoding="utf-8"))["rules"]
+    out = {}
+    for name, spec in raw.items():
+        if spec["severity"] not in ("reject", "warn"):
+            raise ValueError(f"upload_tables.yaml: rule {name}: severity must be reject or warn")
+        out[name] = RuleSpec(spec["severity"], spec["zh"])
+    return out
+
+
+def rule_spec(rule: str) -> RuleSpec:
+    """The spec of a rule id such as `bad_decimal:pric`; unknown ids are rejections with their id as text."""
+    return rule_specs().get(rule.split(":")[0], RuleSpec("reject", rule))

@@ -17,10 +17,12 @@ from pathlib import Path
 
 import duckdb
 
+from data_contracts.gx_validation import ContractValidator
 from pipelines import __version__
 from pipelines.detect.step import run_detect
 from pipelines.ingest.loader import IngestResult, ingest
 from pipelines.ingest.reference import ReferenceResult, load_references
+from pipelines.outputs.quarantine_files import write_send_back, write_warnings
 from pipelines.outputs.run_files import write_quarantine, write_summary
 from pipelines.progress import QUIET, Progress
 from pipelines.warehouse.session import write_session
@@ -49,6 +51,9 @@ class RunContext:
     reference: ReferenceResult | None = None
     ingest: IngestResult | None = None
     quarantined_rows: int = 0
+    warnings: int = 0
+    send_back: list[Path] = field(default_factory=list)
+    validator: ContractValidator = field(default_factory=ContractValidator)
     detection: dict = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -61,12 +66,12 @@ Step = Callable[[RunContext], None]
 
 def step_reference(ctx: RunContext) -> None:
     with ctx.connect() as con:
-        ctx.reference = load_references(con, ctx.params.inbox / "reference", ctx.run_id)
+        ctx.reference = load_references(con, ctx.params.inbox / "reference", ctx.run_id, ctx.validator)
 
 
 def step_ingest(ctx: RunContext) -> None:
     with ctx.connect() as con:
-        ctx.ingest = ingest(con, ctx.params.inbox, ctx.run_id, ctx.progress.say)
+        ctx.ingest = ingest(con, ctx.params.inbox, ctx.run_id, ctx.progress.say, ctx.validator)
         latest = con.execute("SELECT max(file_date) FROM manifest WHERE status = 'loaded'").fetchall()[0][0]
     ctx.as_of = ctx.params.as_of or latest or date.today()
 
@@ -79,6 +84,8 @@ def step_detect(ctx: RunContext) -> None:
 def step_outputs(ctx: RunContext) -> None:
     with ctx.connect() as con:
         ctx.quarantined_rows = write_quarantine(con, ctx.run_id, ctx.params.out)
+        ctx.send_back = write_send_back(con, ctx.run_id, ctx.params.out)
+        ctx.warnings = write_warnings(con, ctx.run_id, ctx.params.out)
 
 
 STEPS: list[tuple[str, Step]] = [
@@ -112,6 +119,11 @@ def summary_of(ctx: RunContext, status: str, error: str | None = None) -> dict:
         "reference": {k: getattr(ctx.reference, k) for k in ("loaded", "unchanged", "absent")} if ctx.reference else {},
         "detection": ctx.detection,
         "timings_s": {k: round(v, 3) for k, v in ctx.timings.items()},
+        "contract": {
+            "warnings": ctx.warnings,
+            "send_back_files": len(ctx.send_back),
+            "data_docs": str(d.relative_to(ctx.params.out)) if (d := ctx.validator.docs_index()) else None,
+        },
         "outputs": {
             "folder": str(ctx.params.out.resolve()),
             "files": sorted(p.name for p in ctx.params.out.iterdir() if p.is_file() and p.name != "run_summary.json"),
@@ -129,7 +141,9 @@ def run_nightly(params: NightlyParams, runner: Runner = run_directly, progress: 
     ctx: RunContext | None = None
     try:
         with write_session(params.db) as stage:
-            ctx = RunContext(params, run_id, stage, progress)
+            ctx = RunContext(
+                params, run_id, stage, progress, validator=ContractValidator(docs_dir=params.out / "data_docs")
+            )
             for name, fn in STEPS:
                 progress.step(name)
                 t0 = time.perf_counter()

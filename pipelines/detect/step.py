@@ -10,8 +10,9 @@ import polars as pl
 
 from detectors.config import load as load_config
 from pipelines.detect.run import Detection, detect
-from pipelines.detect.window import has_table, load_window
+from pipelines.detect.window import load_window
 from pipelines.outputs.safe_text import write_csv
+from pipelines.warehouse.schema import has_table
 
 ANOMALY_COLUMNS = ["setl_id", "mdtrt_id", "fixmedins_code", "med_type", "score", "detectors", "reasons", "amount"]
 

@@ -13,6 +13,8 @@ from datetime import date, datetime, time, timedelta
 import duckdb
 import polars as pl
 
+from pipelines.warehouse.schema import has_table
+
 COMPONENTS = {
     "drug_amt": ("09", "10", "11"),
     "exam_amt": ("03", "04"),
@@ -30,12 +32,6 @@ class Window:
     catalog: pl.DataFrame | None
     pairs: pl.DataFrame | None
     complaints: pl.DataFrame
-
-
-def has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    return (
-        con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]).fetchall()[0][0] > 0
-    )
 
 
 def load_window(con: duckdb.DuckDBPyConnection, as_of: date, days: int) -> Window:

@@ -18,11 +18,12 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from data_contracts.contract import Table, upload_tables
+from data_contracts.contract import Table, rule_specs, upload_tables
+from data_contracts.gx_validation import ContractValidator
 from pipelines.ingest.naming import BadFileName, UploadName, parse
 from pipelines.ingest.reader import read_batch
-from pipelines.ingest.rules import parse_and_check, upload_row_rules
-from pipelines.warehouse.schema import SQL_TYPES, ident
+from pipelines.ingest.rules import parse_and_check, upload_row_checks
+from pipelines.warehouse.schema import SQL_TYPES, has_table, ident
 
 BATCH_BYTES = 64 * 1024 * 1024  # files per batch, by size on disk (bounds memory)
 TABLE_ORDER = ("setl", "fee")
@@ -238,12 +239,55 @@ _POLARS_SQL = {
 }
 
 
+def _record(
+    con, target: str, found: pl.DataFrame, batch: pl.DataFrame, info: pl.DataFrame, table: Table, run_id: str
+) -> None:
+    """Write rule hits (one row per uploaded row, rules joined) to `quarantine` or `contract_warnings`."""
+    found = found.group_by("_fi", "_row", maintain_order=True).agg(
+        rule=pl.col("rule").str.join("; "), value=pl.col("value").str.join("; ")
+    )
+    uploaded = batch.join(found.select("_fi", "_row"), on=["_fi", "_row"], how="semi").select(
+        "_fi",
+        "_row",
+        pl.col(table.key[1]).alias("record_id"),
+        "fixmedins_code",
+        pl.struct(table.codes).struct.json_encode().alias("row_json"),
+    )
+    rows = (
+        found.join(uploaded, on=["_fi", "_row"])
+        .join(info.select("_fi", "source_file"), on="_fi")
+        .select(
+            pl.lit(run_id).alias("run_id"),
+            pl.col("source_file").alias("file"),
+            pl.lit(table.name).alias("table_name"),
+            pl.col("_row").alias("row_number"),
+            "record_id",
+            "fixmedins_code",
+            "rule",
+            "value",
+            "row_json",
+        )
+    )
+    con.register("hits", rows.to_arrow())
+    con.execute(f"INSERT INTO {target} BY NAME SELECT * FROM hits")
+    con.unregister("hits")
+
+
+@dataclass
+class Known:
+    """What the checks compare against: reference lists, and the validator that runs the GX suites."""
+
+    institutions: list[str] | None
+    catalog: list[str] | None
+    validator: ContractValidator
+
+
 def _load_batch(
     con,
     table: Table,
     files: list[Incoming],
     run_id: str,
-    institutions: list[str] | None,
+    known: Known,
     result: IngestResult,
     say: Callable[[str], None],
 ) -> None:
@@ -282,7 +326,14 @@ def _load_batch(
         schema={"_fi": pl.Int32, "source_file": pl.String, "_fcode": pl.String, "_fday": pl.Date},
     )
     batch = pl.concat([r.frame for r in raws]).join(info.drop("source_file"), on="_fi", how="left")
-    typed, failures = parse_and_check(batch, table, upload_row_rules(table, institutions))
+    checks = upload_row_checks(table, known.institutions, known.catalog)
+    typed, found = parse_and_check(batch, table, checks, known.validator)
+    severity = {name: spec.severity for name, spec in rule_specs().items()}
+    found = found.with_columns(
+        sev=pl.col("rule").str.split(":").list.first().replace_strict(severity, default="reject")
+    )
+    failures = found.filter(pl.col("sev") == "reject").drop("sev")
+    warnings = found.filter(pl.col("sev") == "warn").drop("sev")
     checked = typed.join(failures.select("_fi", "_row").unique(), on=["_fi", "_row"], how="anti")
     checked = checked.drop("_fcode", "_fday")
     judged = _judge(con, table, checked)
@@ -315,31 +366,9 @@ def _load_batch(
     refused = refused.group_by("_fi", "_row", maintain_order=True).agg(
         rule=pl.col("rule").str.join("; "), value=pl.col("value").str.join("; ")
     )
-    uploaded = batch.join(refused.select("_fi", "_row"), on=["_fi", "_row"], how="semi").select(
-        "_fi",
-        "_row",
-        pl.col(id_col).alias("record_id"),
-        "fixmedins_code",
-        pl.struct(table.codes).struct.json_encode().alias("row_json"),
-    )
-    q = (
-        refused.join(uploaded, on=["_fi", "_row"])
-        .join(info.select("_fi", "source_file"), on="_fi")
-        .select(
-            pl.lit(run_id).alias("run_id"),
-            pl.col("source_file").alias("file"),
-            pl.lit(table.name).alias("table_name"),
-            pl.col("_row").alias("row_number"),
-            "record_id",
-            "fixmedins_code",
-            "rule",
-            "value",
-            "row_json",
-        )
-    )
-    con.register("q", q.to_arrow())
-    con.execute("INSERT INTO quarantine BY NAME SELECT * FROM q")
-    con.unregister("q")
+    _record(con, "quarantine", refused, batch, info, table, run_id)
+    if not warnings.is_empty():
+        _record(con, "contract_warnings", warnings, batch, info, table, run_id)
     # per-file counts, for the manifest (one insert for the batch) and the run summary
     per_file = judged.group_by("_fi").agg(duplicate=(pl.col("status") == "duplicate").sum())
     counts = (
@@ -388,25 +417,53 @@ def _batches(files: list[Incoming]) -> list[list[Incoming]]:
     return [b for b in out if b]
 
 
-def known_institutions(con) -> list[str] | None:
-    exists = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'ref_institutions'"
-    ).fetchall()
-    if not exists[0][0]:
+def known_codes(con, table: str, column: str) -> list[str] | None:
+    """The distinct values of a reference list's column, or None when that list was never received."""
+    if not has_table(con, table):
         return None
-    return [r[0] for r in con.execute("SELECT DISTINCT fixmedins_code FROM ref_institutions").fetchall()]
+    return [r[0] for r in con.execute(f"SELECT DISTINCT {ident(column)} FROM {ident(table)}").fetchall()]
+
+
+# warnings that need a visit and its lines together: checked once all of the night's rows are in
+CROSS_TABLE_WARNINGS = """
+INSERT INTO contract_warnings
+SELECT ?, s.source_file, 'setl', s.source_row, s.setl_id, s.fixmedins_code, 'setl_sum_mismatch',
+       format('medfee_sumamt={} 明细合计={}', s.medfee_sumamt, coalesce(f.total, 0)), NULL
+FROM setl s LEFT JOIN (SELECT fixmedins_code, setl_id, sum(det_item_fee_sumamt) AS total FROM fee GROUP BY ALL) f
+     USING (fixmedins_code, setl_id)
+WHERE (s.run_id = ? OR s.setl_id IN (SELECT setl_id FROM fee WHERE run_id = ?))
+  AND s.medfee_sumamt IS DISTINCT FROM coalesce(f.total, 0);
+INSERT INTO contract_warnings
+SELECT ?, f.source_file, 'fee', f.source_row, f.feedetl_sn, f.fixmedins_code, 'fee_outside_visit',
+       format('fee_ocur_time={} 就诊{}至{}', f.fee_ocur_time, CAST(s.begntime AS DATE), CAST(s.endtime AS DATE)), NULL
+FROM fee f JOIN setl s USING (fixmedins_code, setl_id)
+WHERE f.run_id = ? AND (CAST(f.fee_ocur_time AS DATE) < CAST(s.begntime AS DATE)
+                        OR CAST(f.fee_ocur_time AS DATE) > CAST(s.endtime AS DATE));
+"""
 
 
 def ingest(
-    con: duckdb.DuckDBPyConnection, inbox: Path, run_id: str, say: Callable[[str], None] = lambda _: None
+    con: duckdb.DuckDBPyConnection,
+    inbox: Path,
+    run_id: str,
+    say: Callable[[str], None] = lambda _: None,
+    validator: ContractValidator | None = None,
 ) -> IngestResult:
     """Load every new or corrected upload under `inbox/uploads`; the caller commits or rolls back."""
     result = IngestResult()
     rounds = plan(con, inbox / "uploads", run_id, result)
-    institutions = known_institutions(con)
+    known = Known(
+        known_codes(con, "ref_institutions", "fixmedins_code"),
+        known_codes(con, "ref_catalog", "med_list_codg"),
+        validator or ContractValidator(),
+    )
     tables = upload_tables()
     for files in rounds:
         for t in TABLE_ORDER:
             for batch in _batches([f for f in files if f.name.table == t]):
-                _load_batch(con, tables[t], batch, run_id, institutions, result, say)
+                _load_batch(con, tables[t], batch, run_id, known, result, say)
+    if rounds:
+        for statement in CROSS_TABLE_WARNINGS.strip().split(";\n"):
+            if statement.strip():
+                con.execute(statement, [run_id] * statement.count("?"))
     return result

@@ -15,6 +15,7 @@ import duckdb
 import polars as pl
 
 from data_contracts.contract import Table, reference_tables
+from data_contracts.gx_validation import ContractValidator
 from pipelines.ingest.loader import sha256_of
 from pipelines.ingest.reader import FileRejected, decode
 from pipelines.ingest.rules import parse_and_check
@@ -29,7 +30,7 @@ class ReferenceResult:
     rejected: list[dict] = field(default_factory=list)
 
 
-def read_reference(path: Path, table: Table) -> pl.DataFrame:
+def read_reference(path: Path, table: Table, validator: ContractValidator | None = None) -> pl.DataFrame:
     """Typed rows of one reference file, or FileRejected naming the rows and rules that fail."""
     text, _ = decode(path.read_bytes())
     try:
@@ -48,7 +49,7 @@ def read_reference(path: Path, table: Table) -> pl.DataFrame:
         _fi=pl.lit(0, pl.Int32),
         _row=pl.int_range(pl.len(), dtype=pl.Int32) + 2,
     )
-    typed, failures = parse_and_check(frame, table)
+    typed, failures = parse_and_check(frame, table, validator=validator)
     dup = typed.filter(pl.struct(list(table.key)).is_duplicated())
     if not dup.is_empty():
         failures = pl.concat(
@@ -69,7 +70,9 @@ def read_reference(path: Path, table: Table) -> pl.DataFrame:
     return typed.select(table.codes)
 
 
-def load_references(con: duckdb.DuckDBPyConnection, ref_dir: Path, run_id: str) -> ReferenceResult:
+def load_references(
+    con: duckdb.DuckDBPyConnection, ref_dir: Path, run_id: str, validator: ContractValidator | None = None
+) -> ReferenceResult:
     result = ReferenceResult()
     previous = dict(
         con.execute("SELECT name, arg_max(sha256, loaded_at) FROM reference_files GROUP BY name").fetchall()
@@ -84,7 +87,7 @@ def load_references(con: duckdb.DuckDBPyConnection, ref_dir: Path, run_id: str) 
             result.unchanged.append(name)
             continue
         try:
-            typed = read_reference(path, table)
+            typed = read_reference(path, table, validator)
         except FileRejected as e:
             result.rejected.append({"file": f"reference/{path.name}", "rule": e.rule, "reason": e.message})
             continue

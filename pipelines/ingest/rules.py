@@ -1,17 +1,20 @@
-"""Row rules of the upload contract, evaluated on a whole batch of canonical text rows at once.
+"""The contract's checks, declared once and validated by Great Expectations.
 
-`parse_and_check` turns text columns into typed ones and lists every (row, rule, value) that fails.
-Column rules come from the declared contract (types, not-null, code sets, ranges, patterns); the row
-rules that relate several columns of one row are below, each with the rule id the quarantine reports.
-Rules that need other rows (duplicates, key reuse, refunds, the visit of a fee line) run in the
-loader against the batch and the warehouse.
+Each check names its rule id, the GX expectation that enforces it, the helper columns polars adds for
+it (where GX has no fast native form: did a text value parse as its type? does pric × cnt match?), and
+the value shown to the institution when it fails. Column checks come from the declared contract (types,
+not-null, code sets, ranges, patterns); the checks across the columns of one row are listed below.
+Checks that need other rows (duplicates, key reuse, refunds, the visit of a fee line) run in the loader.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import polars as pl
 
 from data_contracts.contract import Column, Table
+from data_contracts.gx_validation import ContractValidator, Expect
 
 TS_FORMAT = "%Y-%m-%d %H:%M:%S"
 KEY = ["_fi", "_row"]  # file index in the batch, spreadsheet row
@@ -20,6 +23,21 @@ _PATTERNS = {
     "decimal2": r"^-?\d+(\.\d{0,2}0*)?$",
     "decimal4": r"^-?\d+(\.\d{0,4}0*)?$",
 }
+_TYPE_RULE = {
+    "int": "bad_int",
+    "decimal2": "bad_decimal",
+    "decimal4": "bad_decimal",
+    "datetime": "bad_datetime",
+    "date": "bad_date",
+}
+
+
+@dataclass
+class Check:
+    rule: str
+    expect: Expect
+    value: pl.Expr  # what the quarantine shows for a failing row
+    helpers: dict[str, pl.Expr] = field(default_factory=dict)  # columns polars adds for the expectation
 
 
 def _typed(c: Column) -> pl.Expr:
@@ -37,80 +55,162 @@ def _typed(c: Column) -> pl.Expr:
     return pl.when(ok).then(raw.cast(target, strict=False)).alias(c.code)
 
 
-def _column_rules(c: Column) -> list[tuple[str, pl.Expr]]:
-    """(rule id, mask of failing rows) for one declared column; masks see raw text as `<code>__raw`."""
-    raw, val = pl.col(f"{c.code}__raw"), pl.col(c.code)
-    rules: list[tuple[str, pl.Expr]] = []
+def _raw(code: str) -> pl.Expr:
+    return pl.col(f"{code}__raw").fill_null("")
+
+
+def column_checks(c: Column) -> list[Check]:
+    shown = _raw(c.code)
+    checks = []
     if c.not_null:
-        rules.append((f"missing_value:{c.code}", raw.is_null()))
+        r = f"missing_value:{c.code}"
+        checks.append(Check(r, Expect(r, "ExpectColumnValuesToNotBeNull", {"column": f"{c.code}__raw"}), shown))
     if c.type != "text":
-        kind = {
-            "int": "bad_int",
-            "decimal2": "bad_decimal",
-            "decimal4": "bad_decimal",
-            "datetime": "bad_datetime",
-            "date": "bad_date",
-        }
-        rules.append((f"{kind[c.type]}:{c.code}", raw.is_not_null() & val.is_null()))
+        r, flag = f"{_TYPE_RULE[c.type]}:{c.code}", f"{c.code}__parsed"
+        parsed = pl.col(f"{c.code}__raw").is_null() | pl.col(c.code).is_not_null()
+        checks.append(
+            Check(
+                r,
+                Expect(r, "ExpectColumnValuesToBeInSet", {"column": flag, "value_set": [True]}),
+                shown,
+                {flag: parsed},
+            )
+        )
     if c.codes:
-        rules.append((f"bad_code:{c.code}", val.is_not_null() & ~val.is_in(list(c.codes))))
-    if c.min is not None:
-        rules.append((f"out_of_range:{c.code}", val < c.min))
-    if c.max is not None:
-        rules.append((f"out_of_range:{c.code}", val > c.max))
+        r = f"bad_code:{c.code}"
+        checks.append(
+            Check(r, Expect(r, "ExpectColumnValuesToBeInSet", {"column": c.code, "value_set": list(c.codes)}), shown)
+        )
+    if c.min is not None or c.max is not None:
+        r = f"out_of_range:{c.code}"
+        checks.append(
+            Check(
+                r,
+                Expect(r, "ExpectColumnValuesToBeBetween", {"column": c.code, "min_value": c.min, "max_value": c.max}),
+                shown,
+            )
+        )
     if c.pattern:
-        rules.append((f"bad_format:{c.code}", val.is_not_null() & ~val.str.contains(c.pattern)))
-    return rules
+        r = f"bad_format:{c.code}"
+        checks.append(
+            Check(r, Expect(r, "ExpectColumnValuesToMatchRegex", {"column": c.code, "regex": c.pattern}), shown)
+        )
+    return checks
 
 
-RowRule = tuple[str, pl.Expr, pl.Expr]  # rule id, failing mask, value shown
+def _pair(rule: str, kind: str, a: str, b: str, value: pl.Expr, helpers: dict | None = None, **kw) -> Check:
+    args = {"column_A": a, "column_B": b, "ignore_row_if": "either_value_is_missing", **kw}
+    return Check(rule, Expect(rule, kind, args), value, helpers or {})
 
 
-def upload_row_rules(table: Table, institutions: list[str] | None) -> list[RowRule]:
-    """Rules across the columns of one upload row; the batch carries `_fcode` and `_fday` from the file name."""
-    raw = lambda c: pl.col(f"{c}__raw").fill_null("")  # noqa: E731
-    file_day = pl.col("_fday")
-    rules: list[RowRule] = [
-        ("institution_mismatch", pl.col("fixmedins_code") != pl.col("_fcode"), raw("fixmedins_code")),
+def upload_row_checks(table: Table, institutions: list[str] | None, catalog: list[str] | None = None) -> list[Check]:
+    """Checks across the columns of one upload row; the batch carries `_fcode` and `_fday` from the file name."""
+    day_end = {"_fday_end": pl.col("_fday").cast(pl.Datetime("us")) + pl.duration(days=1)}
+    checks = [
+        _pair(
+            "institution_mismatch",
+            "ExpectColumnPairValuesToBeEqual",
+            "fixmedins_code",
+            "_fcode",
+            _raw("fixmedins_code"),
+        )
     ]
     if institutions is not None:
-        rules.append(("unknown_institution", ~pl.col("fixmedins_code").is_in(institutions), raw("fixmedins_code")))
+        checks.append(
+            Check(
+                "unknown_institution",
+                Expect(
+                    "unknown_institution",
+                    "ExpectColumnValuesToBeInSet",
+                    {"column": "fixmedins_code", "value_set": institutions},
+                ),
+                _raw("fixmedins_code"),
+            )
+        )
+    gt = "ExpectColumnPairValuesAToBeGreaterThanB"
     if table.name == "setl":
-        rules += [
-            (
+        last = {"_last_time": pl.max_horizontal(pl.col("endtime"), pl.col("setl_time"))}
+        checks += [
+            _pair(
                 "end_before_begin",
-                pl.col("endtime") < pl.col("begntime"),
-                pl.format("begntime={} endtime={}", raw("begntime"), raw("endtime")),
+                gt,
+                "endtime",
+                "begntime",
+                pl.format("begntime={} endtime={}", _raw("begntime"), _raw("endtime")),
+                or_equal=True,
             ),
-            (
+            _pair(
                 "fund_exceeds_total",
-                pl.col("fund_pay_sumamt") > pl.col("medfee_sumamt"),
-                pl.format("fund_pay_sumamt={} medfee_sumamt={}", raw("fund_pay_sumamt"), raw("medfee_sumamt")),
+                gt,
+                "medfee_sumamt",
+                "fund_pay_sumamt",
+                pl.format("fund_pay_sumamt={} medfee_sumamt={}", _raw("fund_pay_sumamt"), _raw("medfee_sumamt")),
+                or_equal=True,
             ),
-            (
+            _pair(
                 "after_file_date",
-                pl.max_horizontal(pl.col("endtime"), pl.col("setl_time")).dt.date() > file_day,
-                pl.format("endtime={} setl_time={}", raw("endtime"), raw("setl_time")),
+                gt,
+                "_fday_end",
+                "_last_time",
+                pl.format("endtime={} setl_time={}", _raw("endtime"), _raw("setl_time")),
+                {**day_end, **last},
             ),
         ]
-    else:
-        expected = (pl.col("pric") * pl.col("cnt")).round(2)
-        rules += [
-            ("out_of_range:pric", pl.col("pric") <= 0, raw("pric")),
-            ("zero_quantity", pl.col("cnt") == 0, raw("cnt")),
-            ("negative_without_refund", (pl.col("cnt") < 0) & pl.col("init_feedetl_sn").is_null(), raw("cnt")),
-            (
-                "amount_mismatch",
-                (expected - pl.col("det_item_fee_sumamt")).abs() > 0.001,
-                pl.format("pric×cnt={} det_item_fee_sumamt={}", expected, raw("det_item_fee_sumamt")),
+        return checks
+    expected = (pl.col("pric") * pl.col("cnt")).round(2)
+    checks += [
+        Check(
+            "out_of_range:pric",
+            Expect(
+                "out_of_range:pric",
+                "ExpectColumnValuesToBeBetween",
+                {"column": "pric", "min_value": 0, "strict_min": True},
             ),
-            ("after_file_date", pl.col("fee_ocur_time").dt.date() > file_day, raw("fee_ocur_time")),
-        ]
-    return rules
+            _raw("pric"),
+        ),
+        Check(
+            "zero_quantity",
+            Expect("zero_quantity", "ExpectColumnValuesToNotBeInSet", {"column": "cnt", "value_set": [0]}),
+            _raw("cnt"),
+        ),
+        Check(
+            "negative_without_refund",
+            Expect(
+                "negative_without_refund",
+                "ExpectColumnValuesToBeInSet",
+                {"column": "_refund_named", "value_set": [True]},
+            ),
+            _raw("cnt"),
+            {"_refund_named": ~((pl.col("cnt") < 0) & pl.col("init_feedetl_sn").is_null()).fill_null(False)},
+        ),
+        Check(
+            "amount_mismatch",
+            Expect("amount_mismatch", "ExpectColumnValuesToBeBetween", {"column": "_amount_diff", "max_value": 0.001}),
+            pl.format("pric×cnt={} det_item_fee_sumamt={}", expected, _raw("det_item_fee_sumamt")),
+            {"_amount_diff": (expected - pl.col("det_item_fee_sumamt")).abs()},
+        ),
+        _pair("after_file_date", gt, "_fday_end", "fee_ocur_time", _raw("fee_ocur_time"), day_end),
+    ]
+    if catalog is not None:
+        checks.append(
+            Check(
+                "unknown_catalog_code",
+                Expect(
+                    "unknown_catalog_code",
+                    "ExpectColumnValuesToBeInSet",
+                    {"column": "med_list_codg", "value_set": catalog},
+                ),
+                _raw("med_list_codg"),
+            )
+        )
+    return checks
+
+
+_DEFAULT = ContractValidator()
 
 
 def parse_and_check(
-    batch: pl.DataFrame, table: Table, row_rules: list[RowRule] = ()
+    batch: pl.DataFrame, table: Table, row_checks: list[Check] = (), validator: ContractValidator | None = None
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Return (typed rows, failures[_fi, _row, rule, value]) for a batch of canonical text rows.
 
@@ -118,20 +218,19 @@ def parse_and_check(
     """
     frame = batch.with_columns(pl.col(c).alias(f"{c}__raw") for c in table.codes)
     frame = frame.with_columns(_typed(c) for c in table.columns)
-    checks: dict[str, tuple[pl.Expr, pl.Expr]] = {}  # rule id -> (failing mask, value shown)
-    for c in table.columns:
-        for rule, mask in _column_rules(c):
-            prev = checks.get(rule)  # the same id may be declared twice (min and max)
-            checks[rule] = (mask if prev is None else prev[0] | mask, pl.col(f"{c.code}__raw").fill_null(""))
-    for rule, mask, value in row_rules:
-        checks[rule] = (mask, value)
-    # booleans over the whole batch; the shown values only for the few rows that failed
-    masks = {rule: m.fill_null(False) for rule, (m, _) in checks.items()}
-    failing = frame.filter(pl.any_horizontal(list(masks.values())))
+    checks = [ch for c in table.columns for ch in column_checks(c)] + list(row_checks)
+    helpers = {k: v for ch in checks for k, v in ch.helpers.items()}
+    checked = frame.with_columns(**helpers) if helpers else frame
+    failed = (validator or _DEFAULT).validate(table.name, checked, [ch.expect for ch in checks])
+    values = {ch.rule: ch.value for ch in checks}
+    parts = []
+    for rule, rows in failed.group_by("rule", maintain_order=True):
+        hit = checked.join(rows.select(KEY), on=KEY, how="semi")
+        parts.append(hit.select(*KEY, pl.lit(rule[0]).alias("rule"), values[rule[0]].cast(pl.String).alias("value")))
     failures = (
-        failing.select(*KEY, *[pl.when(masks[r]).then(v).alias(r) for r, (_, v) in checks.items()])
-        .unpivot(index=KEY, variable_name="rule", value_name="value")
-        .drop_nulls("value")
+        pl.concat(parts)
+        if parts
+        else pl.DataFrame(schema={"_fi": pl.Int32, "_row": pl.Int32, "rule": pl.String, "value": pl.String})
     )
     typed = frame.drop([f"{c}__raw" for c in table.codes])
     return typed, failures

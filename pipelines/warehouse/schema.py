@@ -55,6 +55,11 @@ CREATE TABLE IF NOT EXISTS institution_scores (
     run_id VARCHAR, as_of DATE, fixmedins_code VARCHAR, risk_score DOUBLE, visits BIGINT, total_amount DOUBLE,
     flagged_visits BIGINT, flagged_amount DOUBLE, model_percentile DOUBLE, open_complaints BIGINT, top_reasons VARCHAR
 );
+-- contract rules of severity warn: the row was loaded, the finding is kept for the institution
+CREATE TABLE IF NOT EXISTS contract_warnings (
+    run_id VARCHAR, file VARCHAR, table_name VARCHAR, row_number INTEGER, record_id VARCHAR,
+    fixmedins_code VARCHAR, rule VARCHAR, value VARCHAR, row_json VARCHAR
+);
 -- reference lists as last received (replaced whole), with the hash they were loaded from
 CREATE TABLE IF NOT EXISTS reference_files (
     name VARCHAR, sha256 VARCHAR, rows INTEGER, run_id VARCHAR, loaded_at TIMESTAMP
@@ -66,6 +71,12 @@ def upload_ddl(table: Table) -> str:
     cols = [f"{ident(c.code)} {SQL_TYPES[c.type]}" for c in table.columns]
     cols += [f"{k} {v}" for k, v in LINEAGE.items()]
     return f"CREATE TABLE IF NOT EXISTS {table.name} ({', '.join(cols)});"
+
+
+def has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    return (
+        con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]).fetchall()[0][0] > 0
+    )
 
 
 def create_all(con: duckdb.DuckDBPyConnection) -> None:

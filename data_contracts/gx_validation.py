@@ -1,0 +1,108 @@
+"""Run contract checks as Great Expectations suites over pandas batches (the route that works on this
+stack: GX's SQL source on DuckDB does not, see STACK_NOTES). One suite per table, rebuilt from the
+declared checks; GX returns the (file index, row) of every failing row, with the rule id in the meta.
+
+With a `docs_dir`, the context lives on disk there and every validation updates the Data Docs site.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+INDEX = ["_fi", "_row"]
+
+
+@dataclass(frozen=True)
+class Expect:
+    """One expectation by GX class name and arguments, tagged with the contract rule it enforces."""
+
+    rule: str
+    kind: str  # e.g. ExpectColumnValuesToNotBeNull
+    kwargs: dict[str, Any]
+
+    @property
+    def columns(self) -> list[str]:
+        return [v for k, v in self.kwargs.items() if k in ("column", "column_A", "column_B")]
+
+
+@dataclass
+class ContractValidator:
+    docs_dir: Path | None = None
+    _ctx: Any = None
+    _runs: int = 0
+    _suites: dict[str, Any] = field(default_factory=dict)
+
+    def _context(self):
+        if self._ctx is None:
+            os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+            logging.getLogger("great_expectations").setLevel(logging.ERROR)
+            import great_expectations as gx
+            from great_expectations.data_context.types.base import ProgressBarsConfig
+
+            if self.docs_dir is not None:
+                self.docs_dir.mkdir(parents=True, exist_ok=True)
+                self._ctx = gx.get_context(mode="file", project_root_dir=str(self.docs_dir))
+            else:
+                self._ctx = gx.get_context(mode="ephemeral")
+            self._ctx.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+            self._gx = gx
+        return self._ctx
+
+    def validate(self, name: str, frame: pl.DataFrame, expects: list[Expect]) -> pl.DataFrame:
+        """Failing rows as [_fi, _row, rule]. `frame` must hold INDEX and every column the expectations read."""
+        empty = pl.DataFrame(schema={"_fi": pl.Int32, "_row": pl.Int32, "rule": pl.String})
+        if frame.is_empty() or not expects:
+            return empty
+        ctx = self._context()
+        gx = self._gx
+        self._runs += 1
+        run = f"{name}-{self._runs}"
+        source = ctx.data_sources.add_or_update_pandas(f"uploads-{run}")
+        batch_def = source.add_dataframe_asset(name).add_batch_definition_whole_dataframe("batch")
+        suite = gx.ExpectationSuite(
+            name=run,
+            expectations=[getattr(gx.expectations, e.kind)(**e.kwargs, meta={"rule": e.rule}) for e in expects],
+        )
+        suite = ctx.suites.add_or_update(suite)
+        vd = ctx.validation_definitions.add_or_update(gx.ValidationDefinition(data=batch_def, suite=suite, name=run))
+        needed = list(dict.fromkeys(INDEX + [c for e in expects for c in e.columns]))
+        df = frame.select(needed).to_pandas()
+        fmt = {
+            "result_format": "COMPLETE",
+            "unexpected_index_column_names": INDEX,
+            "return_unexpected_index_query": False,
+        }
+        if self.docs_dir is not None:
+            checkpoint = ctx.checkpoints.add_or_update(
+                gx.Checkpoint(
+                    name=run,
+                    validation_definitions=[vd],
+                    result_format=fmt,
+                    actions=[gx.checkpoint.UpdateDataDocsAction(name="data-docs")],
+                )
+            )
+            results = next(iter(checkpoint.run(batch_parameters={"dataframe": df}).run_results.values())).results
+        else:
+            results = vd.run(batch_parameters={"dataframe": df}, result_format=fmt).results
+        rows: list[tuple[int, int, str]] = []
+        for r in results:
+            if r.success:
+                continue
+            rule = r.expectation_config.meta["rule"]
+            if r.exception_info and r.exception_info.get("raised_exception"):
+                raise RuntimeError(f"contract check {rule} could not run: {r.exception_info.get('exception_message')}")
+            rows += [(int(u["_fi"]), int(u["_row"]), rule) for u in r.result.get("unexpected_index_list") or []]
+        if not rows:
+            return empty
+        return pl.DataFrame(rows, schema={"_fi": pl.Int32, "_row": pl.Int32, "rule": pl.String}, orient="row")
+
+    def docs_index(self) -> Path | None:
+        if self.docs_dir is None or self._ctx is None:
+            return None
+        return self.docs_dir / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"

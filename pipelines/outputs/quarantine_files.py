@@ -1,0 +1,88 @@
+"""What goes back to the institutions: per institution, its refused rows as uploaded, with the reason
+in Chinese (`quarantine/<fixmedins_code>.xlsx`), and the warnings on rows that were loaded."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from data_contracts.contract import rule_spec, upload_tables
+from pipelines.outputs.safe_text import neutralise, write_csv
+
+
+def _zh(rules: str) -> str:
+    return "；".join(rule_spec(r.strip()).zh for r in rules.split(";"))
+
+
+def write_send_back(con: duckdb.DuckDBPyConnection, run_id: str, out: Path) -> list[Path]:
+    q = con.sql(
+        "SELECT * FROM quarantine WHERE run_id = ? AND fixmedins_code IS NOT NULL ORDER BY file, row_number",
+        params=[run_id],
+    ).pl()
+    files = con.sql(
+        "SELECT file, table_name, fixmedins_code, rule, value FROM quarantine WHERE run_id = ? AND row_number IS NULL",
+        params=[run_id],
+    ).pl()
+    written = []
+    folder = out / "quarantine"
+    codes = sorted(set(q["fixmedins_code"]) | set(files["fixmedins_code"].drop_nulls()))
+    for code in codes:
+        sheets: dict[str, pl.DataFrame] = {}
+        for table in ("setl", "fee"):
+            part = q.filter((pl.col("fixmedins_code") == code) & (pl.col("table_name") == table))
+            if part.is_empty():
+                continue
+            spec = upload_tables()[table]
+            uploaded = part["row_json"].str.json_decode(pl.Struct({c: pl.String for c in spec.codes})).struct.unnest()
+            labels = {c.code: c.label for c in spec.columns}
+            sheets["结算" if table == "setl" else "费用明细"] = pl.concat(
+                [
+                    part.select(
+                        pl.col("file").alias("文件"),
+                        pl.col("row_number").alias("行号"),
+                        pl.col("rule").map_elements(_zh, return_dtype=pl.String).alias("原因"),
+                        pl.col("value").alias("问题值"),
+                        pl.col("rule").alias("规则"),
+                    ),
+                    uploaded.rename(labels),
+                ],
+                how="horizontal",
+            )
+        whole = files.filter(pl.col("fixmedins_code") == code)
+        if not whole.is_empty():
+            sheets["整文件拒收"] = whole.select(
+                pl.col("file").alias("文件"), pl.col("rule").alias("规则"), pl.col("value").alias("原因")
+            )
+        if not sheets:
+            continue
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{code}.xlsx"
+        import xlsxwriter
+
+        with xlsxwriter.Workbook(path) as wb:
+            for name, frame in sheets.items():
+                neutralise(frame).write_excel(
+                    wb,
+                    worksheet=name,
+                    autofit=True,
+                    freeze_panes="A2",
+                    header_format={"bold": True, "bg_color": "#DDEBF7"},
+                )
+        os.chmod(path, 0o600)
+        written.append(path)
+    return written
+
+
+def write_warnings(con: duckdb.DuckDBPyConnection, run_id: str, out: Path) -> int:
+    w = con.sql(
+        """SELECT file, table_name AS "table", row_number, record_id, fixmedins_code, rule, value
+                   FROM contract_warnings WHERE run_id = ? ORDER BY file, row_number""",
+        params=[run_id],
+    ).pl()
+    write_csv(
+        w.with_columns(reason=pl.col("rule").map_elements(_zh, return_dtype=pl.String)), out / "contract_warnings.csv"
+    )
+    return w.height
