@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import traceback
 from datetime import date
@@ -138,6 +139,9 @@ def cmd_demo(args) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # `claimwatch nightly | head`: die quietly on a closed pipe like other Unix tools. The summary is
+    # printed only after the warehouse was published, so this never interrupts a run half-way.
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     args = _parser().parse_args(argv)
     from pipelines.nightly import RunInputError
     from pipelines.warehouse.session import WarehouseBusy

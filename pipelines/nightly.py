@@ -86,6 +86,7 @@ def step_outputs(ctx: RunContext) -> None:
         ctx.quarantined_rows = write_quarantine(con, ctx.run_id, ctx.params.out)
         ctx.send_back = write_send_back(con, ctx.run_id, ctx.params.out)
         ctx.warnings = write_warnings(con, ctx.run_id, ctx.params.out)
+    ctx.validator.build_docs()
 
 
 STEPS: list[tuple[str, Step]] = [

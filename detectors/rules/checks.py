@@ -11,6 +11,13 @@ from dataclasses import dataclass
 import polars as pl
 
 GENDER = {"1": "男", "2": "女"}
+CATALOG_TYPES = {
+    "lmt_gend": pl.String,
+    "lmt_age_min": pl.Int32,
+    "lmt_age_max": pl.Int32,
+    "max_prd_days": pl.Int32,
+    "period_days": pl.Int32,
+}
 
 
 @dataclass
@@ -38,7 +45,8 @@ def per_visit(hits: pl.DataFrame) -> pl.DataFrame:
 
 def _with_catalog(inp: RuleInputs, *cols: str) -> pl.DataFrame:
     if inp.catalog is None:
-        return inp.lines.head(0).with_columns([pl.lit(None).alias(c) for c in cols])
+        # no catalog received: no catalogue rule can fire, but the columns keep their types
+        return inp.lines.head(0).with_columns([pl.lit(None, CATALOG_TYPES.get(c, pl.Float64)).alias(c) for c in cols])
     return inp.lines.join(inp.catalog.select("med_list_codg", *cols), on="med_list_codg", how="inner")
 
 

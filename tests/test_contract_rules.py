@@ -1,0 +1,160 @@
+"""One tiny upload per contract rule: exactly the broken row gets exactly its rule; clean rows around it load."""
+
+from __future__ import annotations
+
+import json
+
+import duckdb
+import openpyxl
+import polars as pl
+import pytest
+
+from tests.helpers import fee_row, make_inbox, quarantine, run, setl_row
+
+DAY = "20261015"
+
+
+def _inbox(tmp_path, setl: list[dict], fee: list[dict], catalog: bool = False):
+    files = {f"H13030200001_{DAY}_setl.csv": setl, f"H13030200001_{DAY}_fee.csv": fee}
+    inbox = make_inbox(tmp_path / "inbox", files)
+    if catalog:
+        (inbox / "reference" / "catalog.csv").write_text(
+            "med_list_codg,med_list_name,list_type,med_chrgitm_type,chrgitm_lv,pric_uplmt_amt,lmt_gend,lmt_age_min,"
+            "lmt_age_max,max_cnt_per_day,max_prd_days\nXJ01CAA001,阿莫西林胶囊,drug,09,01,15,,,,,7\n",
+            encoding="utf-8",
+        )
+    return inbox
+
+
+def _clean(n: int = 3) -> tuple[list[dict], list[dict]]:
+    setl = [
+        setl_row(
+            setl_id=f"S{i}",
+            mdtrt_id=f"M{i}",
+            medfee_sumamt="24.00",
+            inscp_scp_amt="24.00",
+            hifp_pay="12.00",
+            fund_pay_sumamt="12.00",
+            acct_pay="6.00",
+            psn_cash_pay="6.00",
+        )
+        for i in range(n)
+    ]
+    fee = [fee_row(feedetl_sn=f"F{i}", setl_id=f"S{i}", mdtrt_id=f"M{i}") for i in range(n)]
+    return setl, fee
+
+
+SETL_CASES = {
+    "missing_value:psn_no": {"psn_no": ""},
+    "bad_int:age": {"age": "四十"},
+    "out_of_range:age": {"age": "131"},
+    "bad_code:gend": {"gend": "3"},
+    "bad_code:med_type": {"med_type": "99"},
+    "bad_decimal:medfee_sumamt": {"medfee_sumamt": "24.0O"},
+    "bad_datetime:begntime": {"begntime": "2026/10/15 09:00"},
+    "end_before_begin": {"endtime": "2026-10-15 08:00:00"},
+    "fund_exceeds_total": {"fund_pay_sumamt": "30.00"},
+    "after_file_date": {"endtime": "2026-10-16 09:00:00", "setl_time": "2026-10-16 09:00:00"},
+    "institution_mismatch": {"fixmedins_code": "P13030200001"},
+}
+FEE_CASES = {
+    "amount_mismatch": {"det_item_fee_sumamt": "25.00"},
+    "zero_quantity": {"cnt": "0", "det_item_fee_sumamt": "0.00"},
+    "negative_without_refund": {"cnt": "-2", "det_item_fee_sumamt": "-24.00"},
+    "refund_unmatched": {"cnt": "-2", "det_item_fee_sumamt": "-24.00", "init_feedetl_sn": "F404"},
+    "out_of_range:pric": {"pric": "0", "det_item_fee_sumamt": "0.00"},
+    "bad_code:med_chrgitm_type": {"med_chrgitm_type": "99"},
+    "bad_format:drug_trac_codg": {"drug_trac_codg": "123"},
+    "after_file_date": {"fee_ocur_time": "2026-10-16 10:00:00"},
+    "setl_missing": {"setl_id": "S404"},
+    "missing_value:med_list_codg": {"med_list_codg": ""},
+}
+
+
+@pytest.mark.parametrize("rule", list(SETL_CASES))
+def test_setl_rule(rule, tmp_path):
+    setl, fee = _clean()
+    setl[1].update(SETL_CASES[rule])
+    s = run(_inbox(tmp_path, setl, fee), tmp_path / "w.duckdb")
+    q = quarantine(tmp_path / "out").filter(pl.col("table") == "setl")
+    assert q.select("row_number", "record_id", "rule").rows() == [("3", "S1", rule)]
+    assert s["rows"]["setl"]["loaded"] == 2
+    # the fee line of the refused visit follows it; the others load
+    assert s["rows"]["fee"]["loaded"] == 2
+
+
+@pytest.mark.parametrize("rule", list(FEE_CASES))
+def test_fee_rule(rule, tmp_path):
+    setl, fee = _clean()
+    fee[1].update(FEE_CASES[rule])
+    s = run(_inbox(tmp_path, setl, fee), tmp_path / "w.duckdb")
+    q = quarantine(tmp_path / "out").filter(pl.col("table") == "fee")
+    assert q.select("row_number", "record_id", "rule").rows() == [("3", "F1", rule)]
+    assert s["rows"]["fee"]["loaded"] == 2 and s["rows"]["setl"]["loaded"] == 3
+
+
+def test_key_conflict_and_exact_duplicate(tmp_path):
+    setl, fee = _clean()
+    fee.append(dict(fee[0]))  # identical: a duplicate, counted and not loaded twice
+    fee.append({**fee[1], "bilg_dr_codg": "OTHER"})  # same feedetl_sn, other content
+    s = run(_inbox(tmp_path, setl, fee), tmp_path / "w.duckdb")
+    q = quarantine(tmp_path / "out")
+    assert q.select("row_number", "rule").rows() == [("6", "key_conflict")]
+    assert s["rows"]["fee"] == {"received": 5, "loaded": 3, "quarantined": 1, "duplicate": 1}
+
+
+def test_warn_rules_load_the_row_and_record_the_finding(tmp_path):
+    setl, fee = _clean()
+    fee[2]["med_list_codg"] = "NOT-IN-CATALOG"
+    setl[0]["medfee_sumamt"] = "30.00"  # its lines sum to 24.00
+    fee[1]["fee_ocur_time"] = "2026-10-14 10:00:00"  # the day before the visit
+    s = run(_inbox(tmp_path, setl, fee, catalog=True), tmp_path / "w.duckdb")
+    assert s["rows"]["fee"]["loaded"] == 3 and s["rows"]["setl"]["loaded"] == 3
+    w = pl.read_csv(tmp_path / "out" / "contract_warnings.csv", infer_schema=False)
+    assert sorted(w.select("record_id", "rule").rows()) == [
+        ("F1", "fee_outside_visit"),
+        ("F2", "unknown_catalog_code"),
+        ("S0", "setl_sum_mismatch"),
+    ]
+    assert "医保目录编码不在医保目录中" in w["reason"].to_list()
+    assert s["contract"]["warnings"] == 3
+
+
+def test_send_back_workbook_has_the_row_as_uploaded_and_the_reason_in_chinese(tmp_path):
+    setl, fee = _clean()
+    fee[1]["det_item_fee_sumamt"] = '=HYPERLINK("http://x")'
+    run(_inbox(tmp_path, setl, fee), tmp_path / "w.duckdb")
+    path = tmp_path / "out" / "quarantine" / "H13030200001.xlsx"
+    assert path.stat().st_mode & 0o077 == 0
+    ws = openpyxl.load_workbook(path)["费用明细"]
+    header = [c.value for c in ws[1]]
+    assert header[:5] == ["文件", "行号", "原因", "问题值", "规则"] and "费用明细流水号" in header and "单价" in header
+    row = dict(zip(header, [c.value for c in ws[2]], strict=True))
+    assert row["原因"] == "金额或数量格式错误" and row["费用明细流水号"] == "F1"
+    assert row["明细项目费用总额"].startswith("'=")  # shown as text, never evaluated
+    assert ws.freeze_panes == "A2"
+
+
+def test_data_docs_are_built_and_linked(tmp_path):
+    setl, fee = _clean()
+    s = run(_inbox(tmp_path, setl, fee), tmp_path / "w.duckdb")
+    index = tmp_path / "out" / s["contract"]["data_docs"]
+    assert index.is_file() and "Expectation" in index.read_text(encoding="utf-8")
+    assert json.loads((tmp_path / "out" / "run_summary.json").read_text())["contract"]["data_docs"]
+
+
+def test_a_broken_reference_list_is_refused_and_the_previous_one_kept(tmp_path):
+    setl, fee = _clean()
+    inbox = _inbox(tmp_path, setl, fee)
+    db = tmp_path / "w.duckdb"
+    run(inbox, db)
+    (inbox / "reference" / "institutions.csv").write_text(
+        "fixmedins_code,fixmedins_name,fixmedins_type,hosp_lv,region,agreement_no,legal_rep,address\n"
+        "H1,甲,7,2,文化路街道,XY,张三,海港区1号\n",
+        encoding="utf-8",
+    )
+    s = run(inbox, db, tmp_path / "o2")
+    rejected = {r["file"]: r["reason"] for r in s["files"]["rejected"]}
+    assert "row 2: bad_code:fixmedins_type (7)" in rejected["reference/institutions.csv"]
+    con = duckdb.connect(str(db), read_only=True)
+    assert con.execute("SELECT count(*) FROM ref_institutions").fetchall()[0][0] == 2
