@@ -43,6 +43,15 @@ def per_visit(hits: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def _line_hits(frame: pl.DataFrame, amount: pl.Expr, template: str, *args: pl.Expr) -> pl.DataFrame:
+    """Line-level hits (evidence = the fee line id) with a formatted reason, collapsed per visit."""
+    return per_visit(
+        frame.select(
+            "setl_id", amount.alias("amount"), pl.col("feedetl_sn").alias("evidence"), reason=pl.format(template, *args)
+        )
+    )
+
+
 def _with_catalog(inp: RuleInputs, *cols: str) -> pl.DataFrame:
     if inp.catalog is None:
         # no catalog received: no catalogue rule can fire, but the columns keep their types
@@ -117,20 +126,15 @@ def dup_pair(inp: RuleInputs, params: dict) -> pl.DataFrame:
         .otherwise(gap < pl.col("window").replace_strict(_WINDOW_S, default=0))
     )
     j = j.filter(inside).unique(["setl_id", "feedetl_sn"])
-    return per_visit(
-        j.select(
-            "setl_id",
-            pl.col("amt").alias("amount"),
-            pl.col("feedetl_sn").alias("evidence"),
-            reason=pl.format(
-                "{}与{}{}收费({}), 涉及金额{}元",
-                pl.col("main_name"),
-                pl.col("sub_name"),
-                pl.col("window").replace_strict(_WINDOW_ZH, default=""),
-                pl.col("note").fill_null("主项目已包含子项目"),
-                _yuan(pl.col("amt")),
-            ),
-        )
+    return _line_hits(
+        j,
+        pl.col("amt"),
+        "{}与{}{}收费({}), 涉及金额{}元",
+        pl.col("main_name"),
+        pl.col("sub_name"),
+        pl.col("window").replace_strict(_WINDOW_ZH, default=""),
+        pl.col("note").fill_null("主项目已包含子项目"),
+        _yuan(pl.col("amt")),
     )
 
 
@@ -138,19 +142,14 @@ def over_ceiling(inp: RuleInputs, params: dict) -> pl.DataFrame:
     j = _with_catalog(inp, "pric_uplmt_amt")
     j = j.filter(pl.col("pric") > pl.col("pric_uplmt_amt") + params.get("tolerance", 0.005))
     j = j.with_columns(amount=((pl.col("pric") - pl.col("pric_uplmt_amt")) * pl.col("cnt")).round(2))
-    return per_visit(
-        j.select(
-            "setl_id",
-            "amount",
-            pl.col("feedetl_sn").alias("evidence"),
-            reason=pl.format(
-                "{}单价{}元超过限价{}元, 超收{}元",
-                pl.col("med_list_name"),
-                _yuan(pl.col("pric")),
-                _yuan(pl.col("pric_uplmt_amt")),
-                _yuan(pl.col("amount")),
-            ),
-        )
+    return _line_hits(
+        j,
+        pl.col("amount"),
+        "{}单价{}元超过限价{}元, 超收{}元",
+        pl.col("med_list_name"),
+        _yuan(pl.col("pric")),
+        _yuan(pl.col("pric_uplmt_amt")),
+        _yuan(pl.col("amount")),
     )
 
 
@@ -159,19 +158,14 @@ def gender_restricted(inp: RuleInputs, params: dict) -> pl.DataFrame:
     j = j.filter(
         pl.col("lmt_gend").is_not_null() & pl.col("gend").is_in(["1", "2"]) & (pl.col("gend") != pl.col("lmt_gend"))
     )
-    return per_visit(
-        j.select(
-            "setl_id",
-            pl.col("amt").alias("amount"),
-            pl.col("feedetl_sn").alias("evidence"),
-            reason=pl.format(
-                "{}限{}性使用, 患者为{}性, 涉及金额{}元",
-                pl.col("med_list_name"),
-                pl.col("lmt_gend").replace_strict(GENDER, default="?"),
-                pl.col("gend").replace_strict(GENDER, default="?"),
-                _yuan(pl.col("amt")),
-            ),
-        )
+    return _line_hits(
+        j,
+        pl.col("amt"),
+        "{}限{}性使用, 患者为{}性, 涉及金额{}元",
+        pl.col("med_list_name"),
+        pl.col("lmt_gend").replace_strict(GENDER, default="?"),
+        pl.col("gend").replace_strict(GENDER, default="?"),
+        _yuan(pl.col("amt")),
     )
 
 
@@ -188,19 +182,14 @@ def age_restricted(inp: RuleInputs, params: dict) -> pl.DataFrame:
         .then(pl.format("{}岁以下", pl.col("lmt_age_max")))
         .otherwise(pl.format("{}-{}岁", pl.col("lmt_age_min"), pl.col("lmt_age_max")))
     )
-    return per_visit(
-        j.select(
-            "setl_id",
-            pl.col("amt").alias("amount"),
-            pl.col("feedetl_sn").alias("evidence"),
-            reason=pl.format(
-                "{}限{}使用, 患者{}岁, 涉及金额{}元",
-                pl.col("med_list_name"),
-                limit,
-                pl.col("age"),
-                _yuan(pl.col("amt")),
-            ),
-        )
+    return _line_hits(
+        j,
+        pl.col("amt"),
+        "{}限{}使用, 患者{}岁, 涉及金额{}元",
+        pl.col("med_list_name"),
+        limit,
+        pl.col("age"),
+        _yuan(pl.col("amt")),
     )
 
 
@@ -262,19 +251,14 @@ def over_period_count(inp: RuleInputs, params: dict) -> pl.DataFrame:
             )
         )
     hits = pl.concat(out)
-    return per_visit(
-        hits.select(
-            "setl_id",
-            pl.col("amt").alias("amount"),
-            pl.col("feedetl_sn").alias("evidence"),
-            reason=pl.format(
-                "{}{}日内收费{}次, 超过限量{}次",
-                pl.col("med_list_name"),
-                pl.col("period_days"),
-                pl.col("in_period").round(0).cast(pl.Int64),
-                pl.col("max_cnt_per_period").round(0).cast(pl.Int64),
-            ),
-        )
+    return _line_hits(
+        hits,
+        pl.col("amt"),
+        "{}{}日内收费{}次, 超过限量{}次",
+        pl.col("med_list_name"),
+        pl.col("period_days"),
+        pl.col("in_period").round(0).cast(pl.Int64),
+        pl.col("max_cnt_per_period").round(0).cast(pl.Int64),
     )
 
 
@@ -283,19 +267,14 @@ def over_supply_days(inp: RuleInputs, params: dict) -> pl.DataFrame:
     j = j.with_columns(
         amount=(pl.col("amt") * (pl.col("prd_days") - pl.col("max_prd_days")) / pl.col("prd_days")).round(2)
     )
-    return per_visit(
-        j.select(
-            "setl_id",
-            "amount",
-            pl.col("feedetl_sn").alias("evidence"),
-            reason=pl.format(
-                "{}一次开药{}天, 超过限定{}天, 涉及金额{}元",
-                pl.col("med_list_name"),
-                pl.col("prd_days"),
-                pl.col("max_prd_days"),
-                _yuan(pl.col("amount")),
-            ),
-        )
+    return _line_hits(
+        j,
+        pl.col("amount"),
+        "{}一次开药{}天, 超过限定{}天, 涉及金额{}元",
+        pl.col("med_list_name"),
+        pl.col("prd_days"),
+        pl.col("max_prd_days"),
+        _yuan(pl.col("amount")),
     )
 
 
@@ -315,20 +294,15 @@ def early_refill(inp: RuleInputs, params: dict) -> pl.DataFrame:
     hits = d.filter(pl.col("left") > tol).with_columns(
         amount=(pl.col("amt") * pl.min_horizontal(pl.col("left"), pl.col("prd_days")) / pl.col("prd_days")).round(2)
     )
-    return per_visit(
-        hits.select(
-            "setl_id",
-            "amount",
-            pl.col("feedetl_sn").alias("evidence"),
-            reason=pl.format(
-                "{}于{}已开药, 余量尚有{}天又再次开药{}天, 涉及金额{}元",
-                pl.col("med_list_name"),
-                pl.col("prev_day"),
-                pl.col("left"),
-                pl.col("prd_days"),
-                _yuan(pl.col("amount")),
-            ),
-        )
+    return _line_hits(
+        hits,
+        pl.col("amount"),
+        "{}于{}已开药, 余量尚有{}天又再次开药{}天, 涉及金额{}元",
+        pl.col("med_list_name"),
+        pl.col("prev_day"),
+        pl.col("left"),
+        pl.col("prd_days"),
+        _yuan(pl.col("amount")),
     )
 
 
@@ -394,19 +368,14 @@ def idle_bed(inp: RuleInputs, params: dict) -> pl.DataFrame:
 def outside_visit(inp: RuleInputs, params: dict) -> pl.DataFrame:
     day = pl.col("fee_ocur_time").dt.date()
     j = inp.lines.filter((day < pl.col("begntime").dt.date()) | (day > pl.col("endtime").dt.date()))
-    return per_visit(
-        j.select(
-            "setl_id",
-            pl.col("amt").alias("amount"),
-            pl.col("feedetl_sn").alias("evidence"),
-            reason=pl.format(
-                "{}费用发生于{}, 不在就诊期间({}至{})内",
-                pl.col("med_list_name"),
-                day,
-                pl.col("begntime").dt.date(),
-                pl.col("endtime").dt.date(),
-            ),
-        )
+    return _line_hits(
+        j,
+        pl.col("amt"),
+        "{}费用发生于{}, 不在就诊期间({}至{})内",
+        pl.col("med_list_name"),
+        day,
+        pl.col("begntime").dt.date(),
+        pl.col("endtime").dt.date(),
     )
 
 
@@ -418,21 +387,16 @@ def trace_code_reuse(inp: RuleInputs, params: dict) -> pl.DataFrame:
         first_inst=pl.col("fixmedins_code").first().over("drug_trac_codg"),
     )
     hits = t.filter(pl.col("setl_id") != pl.col("first_setl"))
-    return per_visit(
-        hits.select(
-            "setl_id",
-            pl.col("amt").alias("amount"),
-            pl.col("feedetl_sn").alias("evidence"),
-            reason=pl.format(
-                "{}追溯码{}已于{}在{}结算({}), 再次结算, 涉及金额{}元",
-                pl.col("med_list_name"),
-                pl.col("drug_trac_codg"),
-                pl.col("first_time").dt.date(),
-                pl.col("first_inst"),
-                pl.col("first_setl"),
-                _yuan(pl.col("amt")),
-            ),
-        )
+    return _line_hits(
+        hits,
+        pl.col("amt"),
+        "{}追溯码{}已于{}在{}结算({}), 再次结算, 涉及金额{}元",
+        pl.col("med_list_name"),
+        pl.col("drug_trac_codg"),
+        pl.col("first_time").dt.date(),
+        pl.col("first_inst"),
+        pl.col("first_setl"),
+        _yuan(pl.col("amt")),
     )
 
 

@@ -69,8 +69,14 @@ def write_send_back(con: duckdb.DuckDBPyConnection, run_id: str, out: Path) -> l
                     worksheet=name,
                     autofit=True,
                     freeze_panes="A2",
+                    column_widths={"原因": 300, "问题值": 160} if "原因" in frame.columns else {"原因": 300},
                     header_format={"bold": True, "bg_color": "#DDEBF7"},
                 )
+                sheet = wb.get_worksheet_by_name(name)
+                sheet.set_landscape()  # printed for the institution: one page wide, header on every page
+                sheet.fit_to_pages(1, 0)
+                sheet.repeat_rows(0)
+                sheet.set_paper(9)  # A4
         os.chmod(path, 0o600)
         written.append(path)
     return written

@@ -10,15 +10,18 @@ import polars as pl
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
+PLAIN_NUMBER = r"^[-+]?\d+(\.\d+)?$"  # can never be a formula: left as it is
+
+
 def neutralise(frame: pl.DataFrame) -> pl.DataFrame:
     """Prefix a quote to every text cell Excel or LibreOffice would read as a formula (OWASP CSV injection)."""
     exprs = []
     for name, dtype in frame.schema.items():
         if dtype == pl.String:
             col = pl.col(name)
-            risky = col.str.starts_with("=")
-            for ch in FORMULA_START[1:]:
-                risky = risky | col.str.starts_with(ch)
+            risky = pl.any_horizontal([col.str.starts_with(ch) for ch in FORMULA_START]) & ~col.str.contains(
+                PLAIN_NUMBER
+            )
             exprs.append(pl.when(risky).then(pl.lit("'") + col).otherwise(col).alias(name))
         else:
             exprs.append(pl.col(name))
