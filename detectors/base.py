@@ -62,7 +62,3 @@ def squash(z: np.ndarray | pl.Expr, scale: float = 4.0):
     if isinstance(z, pl.Expr):
         return 1 - (-(z.clip(lower_bound=0) / scale)).exp()
     return 1 - np.exp(-np.clip(z, 0, None) / scale)
-
-
-def money(x: float) -> str:
-    return f"{x:,.2f}元"

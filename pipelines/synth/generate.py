@@ -18,7 +18,7 @@ import numpy as np
 import polars as pl
 
 from data_contracts.contract import upload_tables
-from pipelines.synth import anomalies, defects
+from pipelines.synth import anomalies, defects, tables
 from pipelines.synth import claims as care
 from pipelines.synth.district import ITEM_PAIRS, ITEMS, REGIONS, item
 from pipelines.synth.population import _names, institutions, persons
@@ -138,13 +138,11 @@ def generate(out: Path, seed: int = 7, scale: str = "small", end: date = DEFAULT
     care.refunds(rng, c)
     say("injecting anomalies")
     plan = anomalies.inject(rng, c, inst, people)
-    setl, fee = __import__("pipelines.synth.tables", fromlist=["build"]).build(c, people, inst, end)
+    setl, fee = tables.build(c, people, inst, end)
 
-    vid_setl = dict(setl.select("vid", "setl_id").iter_rows())
     labels = pl.DataFrame(c.labels, schema={"vid": pl.Int64, "pattern": pl.String}, orient="row").unique()
     labels = labels.join(setl.select("vid", "setl_id", "fixmedins_code", "med_type"), on="vid").drop("vid")
     labelled = set(labels["setl_id"])
-    del vid_setl
 
     files: dict[tuple[str, str, str], defects.UploadFile] = {}
     for table, frame in (("setl", setl), ("fee", fee)):
