@@ -88,8 +88,10 @@ def _print_summary(s: dict, out: Path, db: Path) -> None:
         print(f"  … {len(f['rejected']) - 5} more rejected files in run_summary.json")
     d, c = s.get("detection") or {}, s.get("contract") or {}
     if d:
-        print(f"  detection: {d['window'][0]}..{d['window'][1]}, {d['visits']:,} visits, {d['findings']:,} findings, "
-              f"{d['flagged_visits']:,} flagged visits, {d['institutions']} institutions scored")
+        print(
+            f"  detection: {d['window'][0]}..{d['window'][1]}, {d['visits']:,} visits, {d['findings']:,} findings, "
+            f"{d['flagged_visits']:,} flagged visits, {d['institutions']} institutions scored"
+        )
     if c:
         print(f"  contract:  {c['warnings']:,} warnings, {c['send_back_files']} send-back workbooks in quarantine/")
     print(f"  warehouse: {db}")

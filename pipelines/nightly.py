@@ -66,7 +66,9 @@ Step = Callable[[RunContext], None]
 
 def step_reference(ctx: RunContext) -> None:
     with ctx.connect() as con:
-        ctx.reference = load_references(con, ctx.params.inbox / "reference", ctx.run_id, ctx.validator)
+        ctx.reference = load_references(
+            con, ctx.params.inbox / "reference", ctx.run_id, ctx.validator, ctx.progress.say
+        )
 
 
 def step_ingest(ctx: RunContext) -> None:

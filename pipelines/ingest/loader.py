@@ -291,6 +291,7 @@ def _load_batch(
     result: IngestResult,
     say: Callable[[str], None],
 ) -> None:
+    say(f"{table.name}: reading and checking {len(files)} files ({sum(f.size for f in files) / 2**20:.0f} MB)")
     raws, rejected = read_batch([(i, f.path, f.name.ext) for i, f in enumerate(files)], table)
     for i, e in sorted(rejected.items()):
         inc = files[i]

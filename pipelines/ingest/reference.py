@@ -7,6 +7,7 @@ the first failing rows named, and the version already in the warehouse stays in 
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -71,7 +72,11 @@ def read_reference(path: Path, table: Table, validator: ContractValidator | None
 
 
 def load_references(
-    con: duckdb.DuckDBPyConnection, ref_dir: Path, run_id: str, validator: ContractValidator | None = None
+    con: duckdb.DuckDBPyConnection,
+    ref_dir: Path,
+    run_id: str,
+    validator: ContractValidator | None = None,
+    say: Callable[[str], None] = lambda _: None,
 ) -> ReferenceResult:
     result = ReferenceResult()
     previous = dict(
@@ -86,6 +91,7 @@ def load_references(
         if previous.get(name) == sha:
             result.unchanged.append(name)
             continue
+        say(f"checking {path.name} against its contract")
         try:
             typed = read_reference(path, table, validator)
         except FileRejected as e:
