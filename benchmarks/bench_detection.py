@@ -11,14 +11,13 @@ visits that detector flags; plus the precision of all flagged visits. Writes ben
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 from pathlib import Path
 
 import polars as pl
 from sklearn.metrics import roc_auc_score
 
-from benchmarks.common import machine, measure, save, table
+from benchmarks.common import claimwatch_cmd, machine, measure, save, table
 
 # which findings answer which injected pattern
 PATTERN_SOURCES = {
@@ -82,30 +81,15 @@ def main() -> None:
     ap.add_argument("--scale", default="small", choices=["small", "medium", "large"])
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     args = ap.parse_args()
-    py = sys.executable
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
         for seed in args.seeds:
             root = Path(tmp) / f"s{seed}"
             measure(
-                [
-                    py,
-                    "-m",
-                    "pipelines.cli",
-                    "generate",
-                    "--out",
-                    str(root / "inbox"),
-                    "--scale",
-                    args.scale,
-                    "--seed",
-                    str(seed),
-                ]
+                claimwatch_cmd("generate", "--out", str(root / "inbox"), "--scale", args.scale, "--seed", str(seed))
             )
             m = measure(
-                [
-                    py,
-                    "-m",
-                    "pipelines.cli",
+                claimwatch_cmd(
                     "nightly",
                     "--inbox",
                     str(root / "inbox"),
@@ -115,7 +99,7 @@ def main() -> None:
                     str(root / "out"),
                     "--orchestrator",
                     "none",
-                ]
+                )
             )
             r = evaluate(root / "out", root / "inbox.truth")
             r["seed"], r["seconds"] = seed, m["seconds"]

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import polars as pl
 
-from benchmarks.common import machine, measure, save, table
+from benchmarks.common import claimwatch_cmd, machine, measure, save, table
 from data_contracts.contract import upload_tables
 from pipelines.ingest.naming import BadFileName, parse
 from pipelines.ingest.reader import FileRejected, read_upload
@@ -64,23 +64,9 @@ def main() -> None:
     args = ap.parse_args()
     work = args.workdir / args.scale
     inbox = work / "inbox"
-    py = sys.executable
     if not (inbox / "uploads").is_dir():
         print(f"generating the {args.scale} inbox in {inbox} …", flush=True)
-        measure(
-            [
-                py,
-                "-m",
-                "pipelines.cli",
-                "generate",
-                "--out",
-                str(inbox),
-                "--scale",
-                args.scale,
-                "--seed",
-                str(args.seed),
-            ]
-        )
+        measure(claimwatch_cmd("generate", "--out", str(inbox), "--scale", args.scale, "--seed", str(args.seed)))
     conv = work / "utf8"
     if conv.exists():
         shutil.rmtree(conv)
@@ -90,25 +76,14 @@ def main() -> None:
     for label, folder in (("floor/per-file", conv / "per-file"), ("floor/one-file", conv / "one-file")):
         db = work / "floor.duckdb"
         db.unlink(missing_ok=True)
-        m = measure([py, "-c", FLOOR, str(db), str(folder)])
+        m = measure([sys.executable, "-c", FLOOR, str(db), str(folder)])
         results.append({"step": label, "seconds": m["seconds"], "peak_rss_mb": m["peak_rss_mb"]})
     db = work / "claimwatch.duckdb"
     db.unlink(missing_ok=True)
     m = measure(
-        [
-            py,
-            "-m",
-            "pipelines.cli",
-            "nightly",
-            "--inbox",
-            str(inbox),
-            "--db",
-            str(db),
-            "--out",
-            str(work / "out"),
-            "--orchestrator",
-            "none",
-        ]
+        claimwatch_cmd(
+            "nightly", "--inbox", str(inbox), "--db", str(db), "--out", str(work / "out"), "--orchestrator", "none"
+        )
     )
     summary = json.loads((work / "out" / "run_summary.json").read_text())
     steps = summary["timings_s"]

@@ -31,6 +31,11 @@ def measure(cmd: list[str], env: dict | None = None) -> dict:
         return {"seconds": round(wall, 2), "peak_rss_mb": round(usage.ru_maxrss / 1024), "stdout": out.read().decode()}
 
 
+def claimwatch_cmd(*args: str) -> list[str]:
+    """The `claimwatch` command line, run by this interpreter."""
+    return [sys.executable, "-m", "pipelines.cli", *args]
+
+
 def machine() -> dict:
     return {
         "cpu": platform.processor() or platform.machine(),

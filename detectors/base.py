@@ -34,6 +34,16 @@ def empty_findings() -> pl.DataFrame:
     return pl.DataFrame(schema=FINDING_SCHEMA)
 
 
+def visit_where() -> list[pl.Expr]:
+    """Where and when a visit-level finding happened, from a visits frame."""
+    return [
+        pl.col("setl_id"),
+        pl.col("fixmedins_code"),
+        pl.col("psn_no"),
+        pl.col("setl_time").dt.date().alias("occurred_on"),
+    ]
+
+
 def as_findings(frame: pl.DataFrame, **constants: str) -> pl.DataFrame:
     """Fill constant columns, cast to the schema and order the columns."""
     frame = frame.with_columns(**{k: pl.lit(v) for k, v in constants.items()})

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from detectors.base import SUSPECT, BaseDetector, as_findings, empty_findings, squash
+from detectors.base import SUSPECT, BaseDetector, as_findings, empty_findings, squash, visit_where
 from detectors.peer_stats import robust_z
 
 
@@ -127,10 +127,7 @@ class FrequencyDetector(BaseDetector):
         found = found.join(X.select("setl_id", "fixmedins_code", "psn_no", "setl_time", "medfee_sumamt"), on="setl_id")
         return as_findings(
             found.select(
-                "setl_id",
-                "fixmedins_code",
-                "psn_no",
-                pl.col("setl_time").dt.date().alias("occurred_on"),
+                *visit_where(),
                 "score",
                 pl.col("medfee_sumamt").alias("amount"),
                 "reason",

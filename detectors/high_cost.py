@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from detectors.base import SUSPECT, BaseDetector, as_findings, empty_findings, squash
+from detectors.base import SUSPECT, BaseDetector, as_findings, empty_findings, squash, visit_where
 from detectors.peer_stats import apply_baselines, fit_baselines, robust_z
 
 COMPONENT_NAMES = {
@@ -116,10 +116,7 @@ class HighCostDetector(BaseDetector):
         )
         return as_findings(
             m.select(
-                "setl_id",
-                "fixmedins_code",
-                "psn_no",
-                pl.col("setl_time").dt.date().alias("occurred_on"),
+                *visit_where(),
                 squash(pl.col("_z"), 8.0).alias("score"),
                 (pl.col(v) - pl.col(f"{v}_median")).alias("amount"),
                 reason.alias("reason"),

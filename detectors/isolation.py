@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from detectors.base import SUSPECT, BaseDetector, as_findings, empty_findings
+from detectors.base import SUSPECT, BaseDetector, as_findings, empty_findings, visit_where
 from detectors.high_cost import COMPONENT_NAMES
 
 FEATURE_NAMES = {"medfee_sumamt": "次均费用", "n_lines": "明细条数", **COMPONENT_NAMES}
@@ -103,10 +103,7 @@ def run(visits: pl.DataFrame, cfg: dict) -> pl.DataFrame:
     )
     return as_findings(
         found.select(
-            "setl_id",
-            "fixmedins_code",
-            "psn_no",
-            pl.col("setl_time").dt.date().alias("occurred_on"),
+            *visit_where(),
             (pl.col("_pct") * 0.5).alias("score"),
             pl.lit(0.0).alias("amount"),
             pl.format(

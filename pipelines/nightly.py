@@ -50,7 +50,6 @@ class RunContext:
     as_of: date | None = None
     reference: ReferenceResult | None = None
     ingest: IngestResult | None = None
-    quarantined_rows: int = 0
     warnings: int = 0
     send_back: list[Path] = field(default_factory=list)
     validator: ContractValidator = field(default_factory=ContractValidator)
@@ -85,7 +84,7 @@ def step_detect(ctx: RunContext) -> None:
 
 def step_outputs(ctx: RunContext) -> None:
     with ctx.connect() as con:
-        ctx.quarantined_rows = write_quarantine(con, ctx.run_id, ctx.params.out)
+        write_quarantine(con, ctx.run_id, ctx.params.out)
         ctx.send_back = write_send_back(con, ctx.run_id, ctx.params.out)
         ctx.warnings = write_warnings(con, ctx.run_id, ctx.params.out)
     ctx.validator.build_docs()

@@ -9,7 +9,7 @@ from pathlib import Path
 import polars as pl
 import yaml
 
-from detectors.base import CLEAR, as_findings, empty_findings
+from detectors.base import CLEAR, as_findings, empty_findings, visit_where
 from detectors.rules.checks import CHECKS, RuleInputs
 
 RULES_PATH = Path(__file__).with_name("rules.yaml")
@@ -63,9 +63,7 @@ def load_rules(path: Path = RULES_PATH) -> tuple[Rule, ...]:
 def run_rules(inputs: RuleInputs, rules: tuple[Rule, ...] | None = None) -> pl.DataFrame:
     """Findings of every enabled rule; one row per rule and visit."""
     out = []
-    visits = inputs.visits.select(
-        "setl_id", "fixmedins_code", "psn_no", "med_type", pl.col("setl_time").dt.date().alias("occurred_on")
-    )
+    visits = inputs.visits.select(*visit_where(), "med_type")
     for rule in rules or load_rules():
         if not rule.enabled:
             continue

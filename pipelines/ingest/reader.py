@@ -30,8 +30,6 @@ class FileRejected(Exception):
 @dataclass
 class RawFile:
     frame: pl.DataFrame  # code columns (text) + extra (json text or null) + _row (spreadsheet row)
-    encoding: str
-    extra_columns: list[str]
 
 
 def decode(data: bytes) -> tuple[str, str]:
@@ -144,7 +142,7 @@ def canonical(frame: pl.DataFrame, table: Table, fi: pl.Series, row: pl.Series) 
         "_fi",
         "_row",
     )
-    return RawFile(frame, "", extras)
+    return RawFile(frame)
 
 
 def _numbered(frame: pl.DataFrame, fi: int) -> tuple[pl.Series, pl.Series]:
@@ -157,16 +155,13 @@ def read_upload(path: Path, table: Table, ext: str, fi: int = 0) -> RawFile:
     size = path.stat().st_size
     if size > MAX_BYTES:
         raise FileRejected("unreadable", f"file of {size} bytes exceeds the {MAX_BYTES} byte limit per upload")
-    enc = "binary"
     if ext == "csv":
-        frame, enc = _read_csv(path)
+        frame, _ = _read_csv(path)
     elif ext == "xlsx":
         frame = _read_xlsx(path)
     else:
         frame = _read_parquet(path)
-    raw = canonical(_as_text(frame), table, *_numbered(frame, fi))
-    raw.encoding = enc
-    return raw
+    return canonical(_as_text(frame), table, *_numbered(frame, fi))
 
 
 def _plain_csv(path: Path) -> tuple[str, str, int, str] | None:

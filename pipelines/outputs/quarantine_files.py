@@ -8,6 +8,7 @@ from pathlib import Path
 
 import duckdb
 import polars as pl
+import xlsxwriter
 
 from data_contracts.contract import rule_spec, upload_tables
 from pipelines.outputs.safe_text import neutralise, write_csv
@@ -60,8 +61,6 @@ def write_send_back(con: duckdb.DuckDBPyConnection, run_id: str, out: Path) -> l
             continue
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{code}.xlsx"
-        import xlsxwriter
-
         with xlsxwriter.Workbook(path) as wb:
             for name, frame in sheets.items():
                 neutralise(frame).write_excel(
