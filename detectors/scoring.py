@@ -25,7 +25,7 @@ def visit_scores(findings: pl.DataFrame, visits: pl.DataFrame) -> pl.DataFrame:
     )
     g = g.join(visits.select("setl_id", "mdtrt_id", "med_type", "medfee_sumamt", "setl_time"), on="setl_id", how="left")
     return g.with_columns(amount=pl.min_horizontal(pl.col("amount"), pl.col("medfee_sumamt")).round(2)).sort(
-        "score", "amount", descending=[True, True]
+        "score", "amount", "setl_id", descending=[True, True, False]
     )
 
 
@@ -80,4 +80,4 @@ def institution_risk(
     out = out.with_columns(
         risk_score=(100 * parts).round(1), flagged_amount_rate=amount_rate, flagged_visit_rate=visit_rate
     )
-    return out.sort("risk_score", descending=True)
+    return out.sort(["risk_score", "fixmedins_code"], descending=[True, False])

@@ -3,6 +3,8 @@
 `visits`: one row per settled visit in the window, with its institution's type/level/region and the
 amounts per component of its (netted) fee lines. `lines`: the window's fee lines with refunds netted
 against their originals (a fully refunded line disappears), joined with the visit columns rules need.
+Both frames come in a fixed order with amounts to the cent, so the seeded models see the same matrix on every
+re-run of the same night and give the same findings.
 """
 
 from __future__ import annotations
@@ -62,7 +64,8 @@ def load_window(con: duckdb.DuckDBPyConnection, as_of: date, days: int) -> Windo
         [lo, hi],
     )
     comp = ", ".join(
-        f"coalesce(sum(amt) FILTER (med_chrgitm_type IN ({', '.join(repr(c) for c in codes)})), 0) AS {name}"
+        # money, rounded to the cent: a parallel float sum must not differ in its last bits between runs
+        f"round(coalesce(sum(amt) FILTER (med_chrgitm_type IN ({', '.join(repr(c) for c in codes)})), 0), 2) AS {name}"
         for name, codes in COMPONENTS.items()
     )
     visits = con.sql(
@@ -79,12 +82,14 @@ def load_window(con: duckdb.DuckDBPyConnection, as_of: date, days: int) -> Windo
         FROM setl s {inst}
         LEFT JOIN c ON c.fixmedins_code = s.fixmedins_code AND c.setl_id = s.setl_id
         WHERE s.setl_time >= ? AND s.setl_time < ?
+        ORDER BY s.fixmedins_code, s.setl_id
     """,
         params=[lo, hi],
     ).pl()
     lines = con.sql("""
         SELECT l.*, s.psn_no, s.gend, s.age, s.med_type, s.begntime, s.endtime
         FROM w_lines l JOIN setl s ON s.fixmedins_code = l.fixmedins_code AND s.setl_id = l.setl_id
+        ORDER BY l.fixmedins_code, l.feedetl_sn
     """).pl()
     con.execute("DROP TABLE w_lines")
     catalog = con.sql("SELECT * FROM ref_catalog").pl() if has_table(con, "ref_catalog") else None
