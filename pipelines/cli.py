@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import sys
 import traceback
@@ -67,6 +68,15 @@ def _parser() -> argparse.ArgumentParser:
         default="auto",
         help="run as a Prefect flow (auto: when PREFECT_API_URL is set)",
     )
+    n.add_argument("--hospitals", type=int, default=None, help="hospitals to inspect this cycle (targeting.toml)")
+    n.add_argument("--pharmacies", type=int, default=None, help="pharmacies to inspect this cycle (targeting.toml)")
+    n.add_argument(
+        "--random-share", type=float, default=None, help="share of each quota drawn at random, 0..1 (targeting.toml)"
+    )
+    w = sub.add_parser("draws", help="list the recorded audit draws; --verify replays them from their inputs")
+    w.add_argument("--db", type=Path, default=DEFAULT_DB, help=f"warehouse file (default {DEFAULT_DB})")
+    w.add_argument("--cycle", default=None, help="only this cycle, e.g. 2026-10")
+    w.add_argument("--verify", action="store_true", help="replay each draw and compare with the record")
     return p
 
 
@@ -94,6 +104,28 @@ def _print_summary(s: dict, out: Path, db: Path) -> None:
         )
     if c:
         print(f"  contract:  {c['warnings']:,} warnings, {c['send_back_files']} send-back workbooks in quarantine/")
+    if dr := s.get("draw"):
+        reasons = ", ".join(f"{n} {r}" for r, n in sorted(dr["by_reason"].items()))
+        print(
+            f"  draw:      {dr['draw_id']} ({dr['status']}, seed {dr['seed']}): {dr['targets']} institutions "
+            f"({reasons}), {dr['groups']} inspection groups, {dr['claims_sampled']} claims to pull "
+            f"+ {dr['claims_spare']} spares"
+        )
+        for code, why in dr["unassigned"].items():
+            print(f"  UNASSIGNED {code}: {why}")
+    if nt := s.get("notices"):
+        print(
+            f"  notices:   {nt['notices']} draft breach notices in notices/ ({nt['pdf']} as PDF), "
+            f"{nt['without_findings']} selected institutions without established breaches"
+        )
+        if nt.get("pdf_note"):
+            print(f"             {nt['pdf_note']}")
+    if (o := s.get("audit_outcomes")) and o.get("audited_flags"):
+        print(
+            f"  audits:    {o['confirmed_flags']}/{o['audited_flags']} audited flags confirmed; "
+            f"{o['institutions_estimated']} institutions estimated, overpayment at least "
+            f"{o['estimated_overpayment_lower']:,.2f} yuan (sum of 90% lower bounds)"
+        )
     print(f"  warehouse: {db}")
     print(f"  outputs:   {out.resolve()}/")
     for name in s["outputs"]["files"] + ["run_summary.json"] + ([c["data_docs"]] if c.get("data_docs") else []):
@@ -113,7 +145,15 @@ def cmd_generate(args) -> None:
     )
 
 
-def run_nightly_cli(inbox: Path, db: Path, out: Path, as_of: date | None, seed: int | None, orchestrator: str) -> dict:
+def run_nightly_cli(
+    inbox: Path,
+    db: Path,
+    out: Path,
+    as_of: date | None,
+    seed: int | None,
+    orchestrator: str,
+    targeting: dict | None = None,
+) -> dict:
     from pipelines.nightly import NightlyParams, run_nightly
     from pipelines.progress import Progress
 
@@ -124,18 +164,61 @@ def run_nightly_cli(inbox: Path, db: Path, out: Path, as_of: date | None, seed: 
         os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
         from pipelines.flows.nightly import nightly_flow
 
-        return nightly_flow(str(inbox), str(db), str(out), as_of.isoformat() if as_of else None, seed)
-    return run_nightly(NightlyParams(inbox, db, out, as_of, seed), progress=Progress())
+        return nightly_flow(str(inbox), str(db), str(out), as_of.isoformat() if as_of else None, seed, targeting)
+    return run_nightly(NightlyParams(inbox, db, out, as_of, seed, targeting or {}), progress=Progress())
 
 
 def cmd_nightly(args) -> None:
     if not args.inbox.is_dir():
         raise UserError(f"inbox folder not found: {args.inbox}")
-    s = run_nightly_cli(args.inbox, args.db, args.out, args.as_of, args.seed, args.orchestrator)
+    targeting = {
+        "selection.hospitals": args.hospitals,
+        "selection.pharmacies": args.pharmacies,
+        "selection.random_share": args.random_share,
+    }
+    try:
+        from pipelines.targeting.config import load
+
+        load(targeting)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    s = run_nightly_cli(args.inbox, args.db, args.out, args.as_of, args.seed, args.orchestrator, targeting)
     _print_summary(s, args.out, args.db)
 
 
+def cmd_draws(args) -> None:
+    from pipelines.targeting.verify import verify_draw
+    from pipelines.warehouse.session import connect_readonly
+
+    try:
+        con = connect_readonly(args.db)
+    except FileNotFoundError as e:
+        raise UserError(str(e)) from None
+    rows = con.execute(
+        """SELECT d.draw_id, d.cycle, d.status, d.seed, d.drawn_at, d.as_of, count(t.fixmedins_code), d.inputs_sha256
+           FROM draws d LEFT JOIN draw_targets t USING (draw_id)
+           WHERE ? IS NULL OR d.cycle = ? GROUP BY d.draw_id, d.cycle, d.version, d.status, d.seed,
+                    d.drawn_at, d.as_of, d.inputs_sha256
+           ORDER BY d.cycle, d.version""",
+        [args.cycle, args.cycle],
+    ).fetchall()
+    if not rows:
+        raise UserError(f"no draws recorded in {args.db}" + (f" for cycle {args.cycle}" if args.cycle else ""))
+    failed = 0
+    for draw_id, _, status, seed, drawn_at, as_of, n, sha in rows:
+        line = f"{draw_id:<14} {status:<10} seed {seed:<11} drawn {drawn_at:%Y-%m-%d %H:%M} data to {as_of}"
+        line += f"  {n} institutions  inputs {sha[:12]}"
+        if args.verify:
+            problems = verify_draw(con, draw_id)
+            failed += bool(problems)
+            line += "  replay: " + ("identical" if not problems else "DIFFERS: " + "; ".join(problems))
+        print(line)
+    if failed:
+        raise UserError(f"{failed} draw(s) did not replay identically")
+
+
 def cmd_demo(args) -> None:
+    from pipelines.synth.audits import audit_outcomes
     from pipelines.synth.generate import generate
 
     out = args.out
@@ -144,8 +227,26 @@ def cmd_demo(args) -> None:
     g = generate(inbox, seed=args.seed, scale=args.scale)
     print(f"  {g.files} upload files, {g.setl_rows:,} visits, {g.fee_rows:,} fee lines; truth in {g.truth}")
     db = out / "warehouse.duckdb"
-    s = run_nightly_cli(inbox, db, out / "output", None, args.seed, "none")
-    _print_summary(s, out / "output", db)
+    db.unlink(missing_ok=True)
+    first = out / "output" / "night-1"
+    s = run_nightly_cli(inbox, db, first, None, args.seed, "none")
+    _print_summary(s, first, db)
+
+    # the inspectors audit the sampled claims; the institutions resend a file and correct another
+    as_of = date.fromisoformat(s["as_of"])
+    outcomes = audit_outcomes(first / "claim_samples.csv", g.truth / "labels.csv", as_of, seed=args.seed)
+    outcomes.write_csv(inbox / "reference" / "audit_outcomes.csv")
+    for f in sorted((g.truth / "next_delivery" / "uploads").iterdir()):
+        shutil.copy(f, inbox / "uploads" / f.name)
+    print(
+        f"\nclaimwatch demo: {outcomes.height} sampled claims audited on site "
+        f"({(outcomes['finding'] == 'confirmed').sum()} confirmed) -> inbox/reference/audit_outcomes.csv; "
+        "a resent and a corrected upload arrive; the second night runs:\n",
+        flush=True,
+    )
+    second = out / "output" / "night-2"
+    s = run_nightly_cli(inbox, db, second, None, args.seed, "none")
+    _print_summary(s, second, db)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -157,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     from pipelines.warehouse.session import WarehouseBusy
 
     try:
-        {"demo": cmd_demo, "generate": cmd_generate, "nightly": cmd_nightly}[args.command](args)
+        {"demo": cmd_demo, "generate": cmd_generate, "nightly": cmd_nightly, "draws": cmd_draws}[args.command](args)
         return 0
     except (UserError, RunInputError, WarehouseBusy) as e:
         print(f"claimwatch: error: {e}", file=sys.stderr)

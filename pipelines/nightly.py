@@ -22,9 +22,16 @@ from pipelines import __version__
 from pipelines.detect.step import run_detect
 from pipelines.ingest.loader import IngestResult, ingest
 from pipelines.ingest.reference import ReferenceResult, load_references
+from pipelines.notices.step import run_notices
 from pipelines.outputs.quarantine_files import write_send_back, write_warnings
 from pipelines.outputs.run_files import write_quarantine, write_summary
+from pipelines.outputs.safe_text import write_csv
+from pipelines.outputs.sampling_files import write_sampling_files
 from pipelines.progress import QUIET, Progress
+from pipelines.report.data import load_report_data
+from pipelines.report.render import render_report
+from pipelines.targeting.outcomes import run_estimates
+from pipelines.targeting.step import run_targeting
 from pipelines.warehouse.session import write_session
 
 
@@ -39,6 +46,7 @@ class NightlyParams:
     out: Path
     as_of: date | None = None
     seed: int | None = None
+    targeting: dict = field(default_factory=dict)  # overrides of targeting.toml, e.g. {"selection.hospitals": 4}
 
 
 @dataclass
@@ -54,6 +62,9 @@ class RunContext:
     send_back: list[Path] = field(default_factory=list)
     validator: ContractValidator = field(default_factory=ContractValidator)
     detection: dict = field(default_factory=dict)
+    draw: dict = field(default_factory=dict)
+    outcomes: dict = field(default_factory=dict)
+    notices: dict = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
 
     def connect(self) -> duckdb.DuckDBPyConnection:
@@ -82,6 +93,27 @@ def step_detect(ctx: RunContext) -> None:
         ctx.detection = run_detect(con, ctx.run_id, ctx.as_of, ctx.params.out)
 
 
+def step_target(ctx: RunContext) -> None:
+    with ctx.connect() as con:
+        ctx.draw = run_targeting(con, ctx.run_id, ctx.as_of, ctx.params.seed, ctx.params.targeting)
+        write_sampling_files(con, ctx.draw["draw_id"], ctx.params.out)
+        estimates, rates = run_estimates(con, ctx.run_id)
+    if estimates.height or rates.height:
+        write_csv(estimates, ctx.params.out / "overpayment_estimates.csv")
+        write_csv(rates, ctx.params.out / "confirmation_rates.csv")
+    ctx.outcomes = {
+        "institutions_estimated": estimates.height,
+        "estimated_overpayment_lower": round(float(estimates["lower"].sum()), 2),
+        "audited_flags": int(rates["audited"].sum()),
+        "confirmed_flags": int(rates["confirmed"].sum()),
+    }
+
+
+def step_notices(ctx: RunContext) -> None:
+    with ctx.connect() as con:
+        ctx.notices = run_notices(con, ctx.run_id, ctx.as_of, ctx.draw["draw_id"], ctx.params.out)
+
+
 def step_outputs(ctx: RunContext) -> None:
     with ctx.connect() as con:
         write_quarantine(con, ctx.run_id, ctx.params.out)
@@ -90,11 +122,20 @@ def step_outputs(ctx: RunContext) -> None:
     ctx.validator.build_docs()
 
 
+def step_report(ctx: RunContext) -> None:
+    with ctx.connect() as con:
+        data = load_report_data(con, ctx.run_id, ctx.as_of, ctx.draw.get("draw_id"))
+    render_report(data, summary_of(ctx, "completed"), ctx.params.out)
+
+
 STEPS: list[tuple[str, Step]] = [
     ("reference", step_reference),
     ("ingest", step_ingest),
     ("detect", step_detect),
+    ("target", step_target),
+    ("notices", step_notices),
     ("outputs", step_outputs),
+    ("report", step_report),
 ]
 
 Runner = Callable[[str, Step, RunContext], None]
@@ -120,6 +161,9 @@ def summary_of(ctx: RunContext, status: str, error: str | None = None) -> dict:
         "rows": {t: vars(c) for t, c in ing.rows.items()},
         "reference": {k: getattr(ctx.reference, k) for k in ("loaded", "unchanged", "absent")} if ctx.reference else {},
         "detection": ctx.detection,
+        "draw": ctx.draw,
+        "audit_outcomes": ctx.outcomes,
+        "notices": ctx.notices,
         "timings_s": {k: round(v, 3) for k, v in ctx.timings.items()},
         "contract": {
             "warnings": ctx.warnings,
@@ -128,7 +172,11 @@ def summary_of(ctx: RunContext, status: str, error: str | None = None) -> dict:
         },
         "outputs": {
             "folder": str(ctx.params.out.resolve()),
-            "files": sorted(p.name for p in ctx.params.out.iterdir() if p.is_file() and p.name != "run_summary.json"),
+            "files": sorted(
+                p.name if p.is_file() else f"{p.name}/ ({sum(1 for _ in p.rglob('*') if _.is_file())} files)"
+                for p in ctx.params.out.iterdir()
+                if p.name not in ("run_summary.json", "data_docs")
+            ),
         },
     }
 

@@ -6,6 +6,8 @@ import json
 
 import pytest
 
+from pipelines.nightly import STEPS
+
 
 @pytest.fixture(scope="module")
 def prefect_harness(tmp_path_factory):
@@ -27,4 +29,21 @@ def test_nightly_flow_loads_and_reports(prefect_harness, small_inbox, tmp_path):
     summary = json.loads((tmp_path / "out" / "run_summary.json").read_text())
     assert summary["status"] == "completed"
     assert summary["rows"]["fee"]["loaded"] > 20000
-    assert list(summary["timings_s"]) == ["reference", "ingest", "detect", "outputs"]
+    assert list(summary["timings_s"]) == [name for name, _ in STEPS]
+
+    # the headline figures are in the Prefect UI as artifacts, without personal identifiers
+    from prefect.artifacts import Artifact
+
+    from pipelines.flows.artifacts import SUMMARY_KEY, TOP_KEY
+
+    md = Artifact.get(SUMMARY_KEY)
+    assert md is not None and summary["run_id"] in md.data and "疑点" in md.data
+    top = Artifact.get(TOP_KEY)
+    assert top is not None
+    rows = json.loads(top.data) if isinstance(top.data, str) else top.data
+    assert len(rows) == 10 and "risk_score" in rows[0]
+    import polars as pl
+
+    setl = pl.read_csv(next((small_inbox / "uploads").glob("H*_setl.csv")), infer_schema=False)
+    shown = md.data + json.dumps(rows, ensure_ascii=False)
+    assert not any(p in shown for p in setl["psn_no"].to_list() + setl["psn_name"].to_list())

@@ -24,6 +24,8 @@ def store(con: duckdb.DuckDBPyConnection, run_id: str, as_of: date, d: Detection
     con.unregister("f")
     cols = [
         "fixmedins_code",
+        "fixmedins_type",
+        "region",
         "risk_score",
         "visits",
         "total_amount",

@@ -11,8 +11,10 @@ from datetime import date
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
+from pipelines.flows.artifacts import SUMMARY_KEY, TOP_KEY, summary_markdown, top_institutions
 from pipelines.nightly import NightlyParams, RunContext, Step, run_nightly
 
 RETRIES = {"reference": 1, "ingest": 0, "detect": 0, "outputs": 2}
@@ -26,9 +28,21 @@ def prefect_runner(name: str, fn: Step, ctx: RunContext) -> None:
 
 
 @flow(name="claimwatch-nightly", log_prints=False, persist_result=False)
-def nightly_flow(inbox: str, db: str, out: str, as_of: str | None = None, seed: int | None = None) -> dict:
-    params = NightlyParams(Path(inbox), Path(db), Path(out), date.fromisoformat(as_of) if as_of else None, seed)
+def nightly_flow(
+    inbox: str,
+    db: str,
+    out: str,
+    as_of: str | None = None,
+    seed: int | None = None,
+    targeting: dict | None = None,
+) -> dict:
+    params = NightlyParams(
+        Path(inbox), Path(db), Path(out), date.fromisoformat(as_of) if as_of else None, seed, targeting or {}
+    )
     summary = run_nightly(params, runner=prefect_runner)
+    create_markdown_artifact(summary_markdown(summary), key=SUMMARY_KEY, description="claimwatch 夜间运行摘要")
+    if top := top_institutions(Path(out)):
+        create_table_artifact(top, key=TOP_KEY, description="风险评分最高的机构")
     log = get_run_logger()
     rows = summary["rows"]
     log.info(

@@ -44,3 +44,8 @@ def write_csv(frame: pl.DataFrame, path: Path) -> Path:
         fh.write(b"\xef\xbb\xbf")
         neutralise(frame).write_csv(fh)
     return path
+
+
+def masked_name(col: str) -> pl.Expr:
+    """A patient's name as inspectors may see it: the family name and one star (张三丰 -> 张*)."""
+    return pl.when(pl.col(col).str.len_chars() > 0).then(pl.col(col).str.slice(0, 1) + "*").otherwise(None)

@@ -52,13 +52,38 @@ CREATE TABLE IF NOT EXISTS findings (
     reason VARCHAR, evidence VARCHAR
 );
 CREATE TABLE IF NOT EXISTS institution_scores (
-    run_id VARCHAR, as_of DATE, fixmedins_code VARCHAR, risk_score DOUBLE, visits BIGINT, total_amount DOUBLE,
+    run_id VARCHAR, as_of DATE, fixmedins_code VARCHAR, fixmedins_type VARCHAR, region VARCHAR, risk_score DOUBLE,
+    visits BIGINT, total_amount DOUBLE,
     flagged_visits BIGINT, flagged_amount DOUBLE, model_percentile DOUBLE, open_complaints BIGINT, top_reasons VARCHAR
 );
 -- contract rules of severity warn: the row was loaded, the finding is kept for the institution
 CREATE TABLE IF NOT EXISTS contract_warnings (
     run_id VARCHAR, file VARCHAR, table_name VARCHAR, row_number INTEGER, record_id VARCHAR,
     fixmedins_code VARCHAR, rule VARCHAR, value VARCHAR, row_json VARCHAR
+);
+-- the cycle's audit draw (双随机): seed, inputs and parameters kept so it can be shown and re-drawn;
+-- a later version of the same cycle (complaint targets added, or a new seed) supersedes the earlier one
+CREATE TABLE IF NOT EXISTS draws (
+    draw_id VARCHAR, cycle VARCHAR, version INTEGER, status VARCHAR, seed BIGINT, as_of DATE, run_id VARCHAR,
+    drawn_at TIMESTAMP, software_version VARCHAR, params_sha256 VARCHAR, inputs_sha256 VARCHAR,
+    params VARCHAR, inputs VARCHAR, based_on VARCHAR, unassigned VARCHAR
+);
+CREATE TABLE IF NOT EXISTS draw_targets (
+    draw_id VARCHAR, rank INTEGER, fixmedins_code VARCHAR, selection_reason VARCHAR, selection_detail VARCHAR,
+    risk_score DOUBLE, flagged_visits BIGINT, flagged_amount DOUBLE, top_reasons VARCHAR, inspection_group INTEGER
+);
+CREATE TABLE IF NOT EXISTS draw_groups (
+    draw_id VARCHAR, inspection_group INTEGER, inspector_id VARCHAR, inspector_name VARCHAR, cert_no VARCHAR,
+    region VARCHAR
+);
+CREATE TABLE IF NOT EXISTS claim_samples (
+    draw_id VARCHAR, fixmedins_code VARCHAR, setl_id VARCHAR, stratum VARCHAR, role VARCHAR, draw_order INTEGER,
+    weight DOUBLE, stratum_size INTEGER, stratum_sample INTEGER, seed BIGINT, frame_sha256 VARCHAR,
+    software_version VARCHAR
+);
+CREATE TABLE IF NOT EXISTS overpayment_estimates (
+    run_id VARCHAR, draw_id VARCHAR, fixmedins_code VARCHAR, audited INTEGER, confirmed INTEGER,
+    observed DOUBLE, estimate DOUBLE, se DOUBLE, lower DOUBLE, upper DOUBLE, confidence DOUBLE
 );
 -- reference lists as last received (replaced whole), with the hash they were loaded from
 CREATE TABLE IF NOT EXISTS reference_files (

@@ -1,0 +1,52 @@
+"""The night's headline figures as Prefect artifacts (a markdown summary, a table of the top institutions),
+built from the run summary and the institution scores; no personal identifiers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+
+SUMMARY_KEY = "claimwatch-nightly-summary"
+TOP_KEY = "claimwatch-top-institutions"
+
+
+def summary_markdown(s: dict) -> str:
+    f, rows = s["files"], s["rows"]
+    d, dr = s.get("detection") or {}, s.get("draw") or {}
+    nt, o = s.get("notices") or {}, s.get("audit_outcomes") or {}
+    lines = [
+        f"## claimwatch 夜间运行 {s['run_id']}",
+        f"数据截至 **{s['as_of']}**，共用时 {sum(s['timings_s'].values()):.1f} 秒。",
+        "",
+        "| 项目 | 数量 |",
+        "|---|---|",
+        f"| 收到 / 入库 / 未变 / 拒收文件 | {f['seen']} / {f['loaded']} / {f['unchanged']} / {len(f['rejected'])} |",
+    ]
+    for t, c in rows.items():
+        lines.append(
+            f"| {t} 行: 收到 / 入库 / 隔离 / 重复 | "
+            f"{c['received']} / {c['loaded']} / {c['quarantined']} / {c['duplicate']} |"
+        )
+    if d:
+        lines.append(f"| 审核窗口 | {d['window'][0]} 至 {d['window'][1]} |")
+        lines.append(f"| 疑点 / 疑点人次 / 评分机构 | {d['findings']} / {d['flagged_visits']} / {d['institutions']} |")
+    if dr:
+        lines.append(f"| 抽检 {dr['draw_id']} ({dr['status']}) | {dr['targets']} 家, {dr['groups']} 个检查组 |")
+        if dr.get("unassigned"):
+            lines.append(f"| **未分配检查组** | {', '.join(dr['unassigned'])} |")
+    if nt:
+        lines.append(f"| 违约通知书草稿 | {nt['notices']} 份 (PDF {nt['pdf']}) |")
+    if o.get("institutions_estimated"):
+        lines.append(f"| 推算多支付下限 | {o['estimated_overpayment_lower']:,.2f} 元 |")
+    lines += ["", f"输出目录: `{s['outputs']['folder']}`"]
+    return "\n".join(lines)
+
+
+def top_institutions(out: Path, n: int = 10) -> list[dict]:
+    path = out / "institution_scores.csv"
+    if not path.is_file():
+        return []
+    frame = pl.read_csv(path, infer_schema=False).head(n)
+    cols = ["fixmedins_code", "fixmedins_name", "risk_score", "flagged_visits", "flagged_amount", "top_reasons"]
+    return frame.select([c for c in cols if c in frame.columns]).to_dicts()

@@ -1,0 +1,56 @@
+"""The evidence behind a notice, from the warehouse: per institution, every line that establishes a breach —
+a rule's clear violation (明确违规) on a visit not audited, or a visit the inspectors confirmed on site
+(`audit_outcomes.csv`) — with its basis and clause, the patient shown by `psn_no` and masked name, the
+amount in whole fen."""
+
+from __future__ import annotations
+
+import duckdb
+import polars as pl
+
+from detectors.rules.engine import load_rules
+from pipelines.outputs.safe_text import masked_name
+from pipelines.warehouse.schema import has_table
+
+# Rule violations stand unless the visit was audited on site; an audited visit is judged by the audit:
+# confirmed, it is one fact with the inspector's violation type and overpaid amount; not confirmed, it is dropped.
+EVIDENCE_SQL = """
+    WITH o AS (SELECT * FROM {outcomes}),
+    by_rule AS (
+        SELECT f.fixmedins_code, f.source, f.source_name, f.setl_id, f.occurred_on,
+               CAST(round(f.amount * 100) AS BIGINT) AS fen, f.reason, '智能审核规则' AS established_by
+        FROM findings f
+        WHERE f.run_id = ? AND list_contains(?, f.fixmedins_code) AND f.result_type = '明确违规'
+          AND NOT EXISTS (SELECT 1 FROM o WHERE o.fixmedins_code = f.fixmedins_code AND o.setl_id = f.setl_id)
+    ),
+    by_audit AS (
+        SELECT o.fixmedins_code, 'AUDIT' AS source, coalesce(o.violation_type, '现场核实违规') AS source_name,
+               o.setl_id, CAST(s.setl_time AS DATE) AS occurred_on,
+               CAST(round(coalesce(o.overpaid_amt, 0) * 100) AS BIGINT) AS fen,
+               '现场核实确认(' || strftime(o.audited_on, '%Y-%m-%d') || '), 多支付医保基金'
+                   || CAST(coalesce(o.overpaid_amt, 0) AS VARCHAR) || '元' AS reason,
+               '现场核实确认' AS established_by
+        FROM o JOIN setl s ON s.fixmedins_code = o.fixmedins_code AND s.setl_id = o.setl_id
+        WHERE o.finding = 'confirmed' AND list_contains(?, o.fixmedins_code)
+    )
+    SELECT e.*, s.psn_no, s.psn_name
+    FROM (SELECT * FROM by_rule UNION ALL SELECT * FROM by_audit) e
+    LEFT JOIN setl s ON s.fixmedins_code = e.fixmedins_code AND s.setl_id = e.setl_id
+    ORDER BY e.fixmedins_code, e.source, e.occurred_on, e.setl_id
+"""
+NO_OUTCOMES = (
+    "(SELECT NULL::VARCHAR AS fixmedins_code, NULL::VARCHAR AS setl_id, NULL::DATE AS audited_on, "
+    "NULL::VARCHAR AS finding, NULL::VARCHAR AS violation_type, NULL::DECIMAL(14,2) AS overpaid_amt WHERE false)"
+)
+
+
+def load_evidence(con: duckdb.DuckDBPyConnection, run_id: str, codes: list[str], cfg: dict) -> pl.DataFrame:
+    outcomes = "ref_audit_outcomes" if has_table(con, "ref_audit_outcomes") else NO_OUTCOMES
+    ev = con.sql(EVIDENCE_SQL.format(outcomes=outcomes), params=[run_id, codes, codes]).pl()
+    rules = {r.id: (r.basis, r.clause) for r in load_rules()}
+    doc = cfg["document"]
+    return ev.with_columns(
+        basis=pl.col("source").replace_strict({k: v[0] for k, v in rules.items()}, default=doc["default_basis"]),
+        clause=pl.col("source").replace_strict({k: v[1] for k, v in rules.items()}, default=doc["default_clause"]),
+        psn_name_masked=masked_name("psn_name"),
+    ).drop("psn_name")

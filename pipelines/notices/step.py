@@ -1,0 +1,114 @@
+"""The notices step: a draft 现场监督检查违约通知单 for each institution of the cycle's draw with evidence,
+`notices/<fixmedins_code>.docx` (+ `.pdf` where LibreOffice is installed), and its evidence workbook
+`notices/<fixmedins_code>_evidence.xlsx` whose lines add up to the notice's total."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, timedelta
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from detectors.config import load as load_detector_config
+from pipelines.notices.compose import NoticeInputs, compose
+from pipelines.notices.config import load as load_config
+from pipelines.notices.evidence import load_evidence
+from pipelines.notices.render import render_docx, to_pdf
+from pipelines.outputs.xlsx import Workbook
+from pipelines.targeting.selection import REASON_ZH
+from pipelines.warehouse.schema import has_table
+
+SAFE_CODE = re.compile(r"^[A-Za-z0-9_-]{1,40}$")  # file names come from codes: nothing else reaches the disk
+
+
+def _institutions(con: duckdb.DuckDBPyConnection, codes: list[str]) -> dict[str, dict]:
+    if not has_table(con, "ref_institutions"):
+        return {c: {"fixmedins_code": c} for c in codes}
+    rows = con.sql("SELECT * FROM ref_institutions WHERE list_contains(?, fixmedins_code)", params=[codes]).pl()
+    known = {r["fixmedins_code"]: r for r in rows.iter_rows(named=True)}
+    return {c: known.get(c, {"fixmedins_code": c}) for c in codes}
+
+
+def _write_evidence_xlsx(ctx: dict, path: Path) -> None:
+    frame = pl.DataFrame(ctx["evidence"]).rename(
+        {
+            "no": "序号",
+            "name": "违约情形",
+            "setl_id": "结算ID",
+            "date": "日期",
+            "psn_no": "人员编号",
+            "psn_name": "姓名",
+            "amount": "金额(元)",
+            "reason": "说明",
+        }
+    )
+    with Workbook(path) as book:
+        sheet = book.sheet("违约事实明细")
+        sheet.title(f"违约事实明细表 — {ctx['name']}({ctx['code']}) {ctx['doc_no']}")
+        sheet.lines([("合计", f"{ctx['evidence_rows']}条, {ctx['total_amount']}元")])
+        sheet.table(frame.with_columns(pl.col("金额(元)").str.replace_all(",", "").cast(pl.Float64)), main=True)
+
+
+def run_notices(
+    con: duckdb.DuckDBPyConnection, run_id: str, as_of: date, draw_id: str, out: Path, today: date | None = None
+) -> dict:
+    cfg = load_config()
+    targets = con.sql(
+        "SELECT rank, fixmedins_code, selection_reason, selection_detail, inspection_group FROM draw_targets "
+        "WHERE draw_id = ? ORDER BY rank",
+        params=[draw_id],
+    ).pl()
+    codes = targets["fixmedins_code"].to_list()
+    evidence = load_evidence(con, run_id, codes, cfg)
+    institutions = _institutions(con, codes)
+    groups: dict[int, list[tuple[str, str]]] = {}
+    for g, name, cert in con.execute(
+        "SELECT inspection_group, inspector_name, cert_no FROM draw_groups WHERE draw_id = ? ORDER BY ALL", [draw_id]
+    ).fetchall():
+        groups.setdefault(g, []).append((name, cert))
+    audited = (
+        dict(con.execute("SELECT fixmedins_code, max(audited_on) FROM ref_audit_outcomes GROUP BY ALL").fetchall())
+        if has_table(con, "ref_audit_outcomes")
+        else {}
+    )
+    days = load_detector_config()["window"]["days"]
+    cycle = con.execute("SELECT cycle FROM draws WHERE draw_id = ?", [draw_id]).fetchall()[0][0]
+    folder = out / "notices"
+    written, skipped, totals = [], [], {}
+    for t in targets.iter_rows(named=True):
+        code = t["fixmedins_code"]
+        ev = evidence.filter(pl.col("fixmedins_code") == code)
+        if ev.is_empty():
+            continue
+        if not SAFE_CODE.match(code):
+            skipped.append(code)
+            continue
+        n = NoticeInputs(
+            institution=institutions[code],
+            evidence=ev,
+            inspectors=groups.get(t["inspection_group"], []),
+            doc_no=cfg["document"]["number_format"].format(
+                year=cycle[:4], cycle_no=cycle.replace("-", ""), seq=t["rank"]
+            ),
+            draw_id=draw_id,
+            selection=f"{REASON_ZH.get(t['selection_reason'], t['selection_reason'])}: {t['selection_detail']}",
+            period=(as_of - timedelta(days=days - 1), as_of),
+            inspection_date=audited.get(code),
+            draft_date=today or date.today(),
+        )
+        ctx = compose(n, cfg)
+        folder.mkdir(parents=True, exist_ok=True)
+        written.append(render_docx(ctx, folder / f"{code}.docx"))
+        _write_evidence_xlsx(ctx, folder / f"{code}_evidence.xlsx")
+        totals[code] = ctx["total_amount"]
+    pdfs, pdf_note = to_pdf(written)
+    return {
+        "notices": len(written),
+        "pdf": len(pdfs),
+        **({"pdf_note": pdf_note} if pdf_note else {}),
+        "without_findings": len(codes) - len(written) - len(skipped),
+        **({"skipped_unsafe_codes": skipped} if skipped else {}),
+        "totals": totals,
+    }

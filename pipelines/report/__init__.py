@@ -1,0 +1,1 @@
+"""The managers' anomaly report (`report.html`) and its charts."""

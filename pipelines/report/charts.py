@@ -1,0 +1,149 @@
+"""Charts for the report: matplotlib in the house style (`reports/templates/charts.mplstyle`), Chinese
+labels in a CJK font, each chart returned as PNG bytes to embed."""
+
+from __future__ import annotations
+
+import io
+from functools import cache
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import polars as pl
+from matplotlib import font_manager
+from matplotlib.ft2font import FT2Font
+
+STYLE = Path(__file__).resolve().parents[2] / "reports" / "templates" / "charts.mplstyle"
+CJK_FAMILIES = [
+    "Noto Sans CJK SC",
+    "Noto Sans CJK JP",
+    "WenQuanYi Micro Hei",
+    "WenQuanYi Zen Hei",
+    "Source Han Sans SC",
+]
+PROBE = "医保基金门诊高额费用"
+
+
+class MissingCJKFont(RuntimeError):
+    """No font with Chinese glyphs: charts would show empty boxes."""
+
+
+def has_glyphs(path: str, text: str = PROBE) -> bool:
+    try:
+        font = FT2Font(path)
+    except (OSError, RuntimeError):
+        return False
+    return all(font.get_char_index(ord(ch)) for ch in text)
+
+
+@cache
+def cjk_font() -> str:
+    """The family name of an installed font that draws Chinese; registers system fonts the cache missed."""
+
+    def pick() -> str | None:
+        for fam in CJK_FAMILIES:
+            for f in font_manager.fontManager.ttflist:
+                if f.name == fam and has_glyphs(f.fname):
+                    return fam
+        return None
+
+    found = pick()
+    if found is None:  # matplotlib's font cache may predate the font's installation
+        for path in font_manager.findSystemFonts():
+            if any(k in Path(path).name for k in ("CJK", "wqy", "SourceHan")):
+                font_manager.fontManager.addfont(path)
+        found = pick()
+    if found is None:
+        raise MissingCJKFont("no CJK font found for the report's charts; install fonts-noto-cjk (setup.sh does this)")
+    return found
+
+
+def _figure(ncols: int = 1):
+    plt.style.use(STYLE)
+    plt.rcParams["font.family"] = [cjk_font(), "DejaVu Sans"]
+    return plt.subplots(1, ncols, sharey=ncols > 1)
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def weekly(frame: pl.DataFrame) -> bytes:
+    """Flagged visits (bars) and amount at issue (line) by week. `frame`: week, visits, amount."""
+    fig, ax = _figure()
+    labels = [f"{d:%m-%d}" for d in frame["week"]]
+    ax.bar(labels, frame["visits"], color="#1f4e79", label="疑点人次")
+    ax.set_ylabel("疑点人次")
+    ax2 = ax.twinx()
+    ax2.plot(labels, frame["amount"] / 10000, color="#c0504d", marker="o", label="涉及金额(万元)")
+    ax2.set_ylabel("涉及金额(万元)")
+    ax2.grid(False)
+    ax.set_title("按周疑点人次与金额(周一起)")
+    ax.tick_params(axis="x", rotation=45)
+    lines = ax.get_legend_handles_labels()
+    lines2 = ax2.get_legend_handles_labels()
+    ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], loc="upper left")
+    return _png(fig)
+
+
+def top_institutions(frame: pl.DataFrame) -> bytes:
+    """Risk score of the top institutions. `frame`: label, risk_score (highest first)."""
+    fig, ax = _figure()
+    fig.set_size_inches(7.2, 0.35 * frame.height + 1.2)
+    ax.barh(frame["label"].to_list()[::-1], frame["risk_score"].to_list()[::-1], color="#1f4e79")
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("风险评分(0-100)")
+    ax.set_title("风险评分最高的机构")
+    ax.grid(axis="x")
+    ax.grid(axis="y", visible=False)
+    return _png(fig)
+
+
+def mix(frame: pl.DataFrame) -> bytes:
+    """Findings by detector/rule: visits and amount. `frame`: source_name, visits, amount."""
+    fig, (ax1, ax2) = _figure(ncols=2)
+    names = frame["source_name"].to_list()[::-1]
+    ax1.barh(names, frame["visits"].to_list()[::-1], color="#1f4e79")
+    ax1.set_title("疑点人次")
+    ax2.barh(names, (frame["amount"] / 10000).to_list()[::-1], color="#c0504d")
+    ax2.set_title("涉及金额(万元)")
+    for ax in (ax1, ax2):
+        ax.grid(axis="x")
+        ax.grid(axis="y", visible=False)
+    fig.set_size_inches(7.6, 0.32 * frame.height + 1.3)
+    return _png(fig)
+
+
+def by_region(frame: pl.DataFrame) -> bytes:
+    """Flagged amount by region, hospitals and pharmacies side by side. `frame`: region, kind, amount."""
+    fig, ax = _figure()
+    wide = frame.pivot(on="kind", index="region", values="amount").fill_null(0).sort("region")
+    kinds = [k for k in ("定点医疗机构", "定点零售药店") if k in wide.columns]
+    x = range(wide.height)
+    width = 0.8 / max(len(kinds), 1)
+    for i, k in enumerate(kinds):
+        ax.bar([v + i * width for v in x], wide[k] / 10000, width=width, label=k)
+    ax.set_xticks([v + width * (len(kinds) - 1) / 2 for v in x], wide["region"].to_list(), rotation=30)
+    ax.set_ylabel("疑点金额(万元)")
+    ax.set_title("各片区疑点金额: 医疗机构与零售药店")
+    ax.legend()
+    return _png(fig)
+
+
+def confirmation(frame: pl.DataFrame) -> bytes:
+    """Share of audited flags confirmed on site, per detector/rule. `frame`: source_name, rate, audited."""
+    fig, ax = _figure()
+    fig.set_size_inches(7.2, 0.32 * frame.height + 1.2)
+    labels = [f"{n}(核查{a})" for n, a in zip(frame["source_name"], frame["audited"], strict=True)][::-1]
+    ax.barh(labels, (frame["rate"] * 100).to_list()[::-1], color="#4f9a94")
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("现场核实确认率(%)")
+    ax.set_title("各规则/模型疑点的核实确认率")
+    ax.grid(axis="x")
+    ax.grid(axis="y", visible=False)
+    return _png(fig)

@@ -1,0 +1,115 @@
+"""The report's figures, read from the warehouse for one run: intake, flagged visits by week, top
+institutions, the mix of findings, hospitals vs pharmacies by region, complaints, audit outcomes.
+No personal identifiers leave these queries: no psn_no, no patient names, no complaint text."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+import duckdb
+import polars as pl
+
+from pipelines.targeting.outcomes import rates
+from pipelines.warehouse.schema import has_table
+
+KIND = "CASE {col} WHEN '2' THEN '定点零售药店' ELSE '定点医疗机构' END"
+
+
+@dataclass
+class ReportData:
+    as_of: date
+    intake: pl.DataFrame  # per institution: files, rows loaded / quarantined / duplicate
+    weekly: pl.DataFrame  # week, visits, amount
+    top: pl.DataFrame  # top institutions by risk
+    mix: pl.DataFrame  # source_name, result_type, visits, amount
+    regions: pl.DataFrame  # region, kind, institutions, flagged visits, amount
+    complaints: pl.DataFrame
+    confirmation: pl.DataFrame
+    estimates: pl.DataFrame
+    draw: pl.DataFrame  # selection_reason, institutions
+
+
+def _names(con: duckdb.DuckDBPyConnection) -> str:
+    return (
+        "ref_institutions"
+        if has_table(con, "ref_institutions")
+        else "(SELECT NULL::VARCHAR AS fixmedins_code, NULL::VARCHAR AS fixmedins_name, NULL::VARCHAR AS region)"
+    )
+
+
+def load_report_data(
+    con: duckdb.DuckDBPyConnection, run_id: str, as_of: date, draw_id: str | None, top_n: int = 10
+) -> ReportData:
+    names = _names(con)
+    intake = con.sql(
+        f"""SELECT * FROM (
+           SELECT m.fixmedins_code, any_value(i.fixmedins_name) AS fixmedins_name, count(*) AS files,
+                  count(*) FILTER (m.status = 'rejected') AS files_rejected,
+                  coalesce(sum(m.rows_loaded), 0) AS rows_loaded,
+                  coalesce(sum(m.rows_quarantined), 0) AS rows_quarantined,
+                  coalesce(sum(m.rows_duplicate), 0) AS rows_duplicate
+           FROM manifest m LEFT JOIN {names} i USING (fixmedins_code)
+           WHERE m.run_id = ? AND m.status <> 'unchanged' GROUP BY m.fixmedins_code)
+           ORDER BY rows_quarantined + files_rejected * 1000 DESC, fixmedins_code""",
+        params=[run_id],
+    ).pl()
+    weekly = con.sql(
+        """WITH v AS (
+             SELECT f.fixmedins_code, f.setl_id, min(f.occurred_on) AS day,
+                    least(sum(f.amount), any_value(CAST(s.medfee_sumamt AS DOUBLE))) AS amount
+             FROM findings f LEFT JOIN setl s USING (fixmedins_code, setl_id)
+             WHERE f.run_id = ? GROUP BY ALL)
+           SELECT CAST(date_trunc('week', day) AS DATE) AS week, count(*) AS visits, round(sum(amount), 2) AS amount
+           FROM v GROUP BY ALL ORDER BY week""",
+        params=[run_id],
+    ).pl()
+    top = con.sql(
+        f"""SELECT s.fixmedins_code, i.fixmedins_name, {KIND.format(col="s.fixmedins_type")} AS kind, s.region,
+                  s.risk_score, s.flagged_visits, s.flagged_amount, s.top_reasons,
+                  t.selection_reason
+           FROM institution_scores s LEFT JOIN {names} i USING (fixmedins_code)
+           LEFT JOIN (SELECT * FROM draw_targets WHERE draw_id = ?) t USING (fixmedins_code)
+           WHERE s.run_id = ? ORDER BY s.risk_score DESC, s.fixmedins_code LIMIT ?""",
+        params=[draw_id, run_id, top_n],
+    ).pl()
+    mix = con.sql(
+        """SELECT source_name, any_value(result_type) AS result_type, any_value(kind) AS kind,
+                  count(DISTINCT setl_id) AS visits, round(sum(amount), 2) AS amount
+           FROM findings WHERE run_id = ? GROUP BY source_name ORDER BY visits DESC, source_name""",
+        params=[run_id],
+    ).pl()
+    regions = con.sql(
+        f"""SELECT coalesce(region, '未知') AS region, {KIND.format(col="fixmedins_type")} AS kind,
+                  count(*) AS institutions, sum(flagged_visits) AS flagged_visits,
+                  round(sum(flagged_amount), 2) AS amount, round(avg(risk_score), 1) AS mean_risk
+           FROM institution_scores WHERE run_id = ? GROUP BY ALL ORDER BY region, kind""",
+        params=[run_id],
+    ).pl()
+    complaints = (
+        con.sql(
+            f"""SELECT c.complaint_id, c.fixmedins_code, i.fixmedins_name, c.channel, c.received_date,
+                      CAST(c.received_date + INTERVAL 30 DAY AS DATE) AS deadline,
+                      date_diff('day', CAST(? AS DATE), CAST(c.received_date + INTERVAL 30 DAY AS DATE)) AS days_left,
+                      t.fixmedins_code IS NOT NULL AS on_list
+               FROM ref_complaints c LEFT JOIN {names} i USING (fixmedins_code)
+               LEFT JOIN (SELECT fixmedins_code FROM draw_targets WHERE draw_id = ?) t USING (fixmedins_code)
+               WHERE c.received_date <= ? AND c.received_date > CAST(? AS DATE) - INTERVAL 60 DAY
+               ORDER BY deadline, complaint_id""",
+            params=[as_of, draw_id, as_of, as_of],
+        ).pl()
+        if has_table(con, "ref_complaints")
+        else pl.DataFrame()
+    )
+    estimates = con.sql(
+        f"""SELECT e.fixmedins_code, i.fixmedins_name, e.audited, e.confirmed, e.observed, e.estimate, e.lower,
+                  e.upper, e.confidence
+           FROM overpayment_estimates e LEFT JOIN {names} i USING (fixmedins_code)
+           WHERE e.run_id = ? ORDER BY e.lower DESC""",
+        params=[run_id],
+    ).pl()
+    draw = con.sql(
+        "SELECT selection_reason, count(*) AS institutions FROM draw_targets WHERE draw_id = ? GROUP BY ALL",
+        params=[draw_id],
+    ).pl()
+    return ReportData(as_of, intake, weekly, top, mix, regions, complaints, rates(con), estimates, draw)

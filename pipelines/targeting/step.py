@@ -1,0 +1,301 @@
+"""The targeting step: the cycle's draw (made once, reused by later nights of the cycle, amended when
+new complaints arrive), its claim samples, all kept in the warehouse; the files are written from there.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+import duckdb
+import polars as pl
+
+from detectors.config import load as load_detector_config
+from pipelines import __version__
+from pipelines.targeting.claim_sample import draw_claim_sample, frame_sha256
+from pipelines.targeting.config import load as load_config
+from pipelines.targeting.cycle import cycle_of, previous_cycle
+from pipelines.targeting.draw import (
+    SCHEMAS,
+    STREAM_SAMPLE,
+    DrawInputs,
+    DrawResult,
+    amend_draw,
+    code_key,
+    make_draw,
+    sha256_text,
+    stream,
+)
+from pipelines.warehouse.schema import has_table
+
+DRAW_SECTIONS = ("cycle", "selection", "inspectors", "claim_sample")
+
+
+@dataclass
+class DrawRecord:
+    draw_id: str
+    cycle: str
+    version: int
+    seed: int
+    params_sha256: str
+    run_id: str
+
+
+def _frame(con: duckdb.DuckDBPyConnection, table: str, sql: str, params: list, schema: dict) -> pl.DataFrame:
+    if not has_table(con, table):
+        return pl.DataFrame(schema=schema)
+    return con.sql(sql, params=params).pl().cast(schema).select(list(schema))
+
+
+def gather_inputs(con: duckdb.DuckDBPyConnection, run_id: str, as_of: date, cfg: dict) -> DrawInputs:
+    days = int(cfg["selection"]["complaint_days"])
+    candidates = con.sql(
+        "SELECT fixmedins_code, fixmedins_type, region, risk_score FROM institution_scores WHERE run_id = ?",
+        params=[run_id],
+    ).pl()
+    complaints = _frame(
+        con,
+        "ref_complaints",
+        "SELECT complaint_id, CAST(received_date + INTERVAL (?) DAY AS DATE) AS deadline, fixmedins_code, "
+        "received_date FROM ref_complaints WHERE received_date > CAST(? AS DATE) - INTERVAL (?) DAY "
+        "AND received_date <= ?",
+        [days, as_of, days, as_of],
+        SCHEMAS["complaints"],
+    )
+    # complaint targets without claims in the window are still visited: give them their type and region
+    known = _frame(
+        con,
+        "ref_institutions",
+        "SELECT fixmedins_code, fixmedins_type, region, NULL AS risk_score FROM ref_institutions",
+        [],
+        SCHEMAS["candidates"],
+    )
+    extra = known.filter(
+        pl.col("fixmedins_code").is_in(complaints["fixmedins_code"].to_list())
+        & ~pl.col("fixmedins_code").is_in(candidates["fixmedins_code"].to_list())
+    )
+    candidates = pl.concat([candidates.cast(SCHEMAS["candidates"]), extra])
+    last = previous_cycle(as_of, cfg["cycle"]["length"])
+    last_cycle = con.sql(
+        """SELECT DISTINCT g.inspector_id, t.fixmedins_code FROM draws d
+           JOIN draw_targets t USING (draw_id)
+           JOIN draw_groups g ON g.draw_id = t.draw_id AND g.inspection_group = t.inspection_group
+           WHERE d.cycle = ? AND d.status = 'current'""",
+        params=[last],
+    ).pl()
+    return DrawInputs(
+        candidates=candidates,
+        complaints=complaints,
+        follow_up=pl.DataFrame(schema=SCHEMAS["follow_up"]),  # from rectification follow-up, once it exists
+        inspectors=_frame(
+            con, "ref_inspectors", "SELECT inspector_id, region FROM ref_inspectors", [], SCHEMAS["inspectors"]
+        ),
+        conflicts=_frame(
+            con, "ref_conflicts", "SELECT fixmedins_code, inspector_id FROM ref_conflicts", [], SCHEMAS["conflicts"]
+        ),
+        last_cycle=last_cycle.cast(SCHEMAS["last_cycle"]).select(list(SCHEMAS["last_cycle"])),
+    )
+
+
+def current_draw(con: duckdb.DuckDBPyConnection, cycle: str) -> DrawRecord | None:
+    rows = con.execute(
+        "SELECT draw_id, cycle, version, seed, params_sha256, run_id FROM draws WHERE cycle = ? AND status = 'current'",
+        [cycle],
+    ).fetchall()
+    return DrawRecord(*rows[0]) if rows else None
+
+
+def _insert(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> None:
+    con.register("_rows", frame.to_arrow())
+    con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _rows")
+    con.unregister("_rows")
+
+
+def _store(
+    con: duckdb.DuckDBPyConnection,
+    rec: DrawRecord,
+    result: DrawResult,
+    as_of: date,
+    cfg: dict,
+    inputs: DrawInputs,
+    based_on: str | None,
+) -> None:
+    con.execute("UPDATE draws SET status = 'superseded' WHERE cycle = ? AND status = 'current'", [rec.cycle])
+    inputs_json = inputs.to_json()
+    con.execute(
+        "INSERT INTO draws VALUES (?, ?, ?, 'current', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            rec.draw_id,
+            rec.cycle,
+            rec.version,
+            rec.seed,
+            as_of,
+            rec.run_id,
+            datetime.now(),
+            __version__,
+            rec.params_sha256,
+            sha256_text(inputs_json),
+            json.dumps({k: cfg[k] for k in DRAW_SECTIONS}, ensure_ascii=False),
+            inputs_json,
+            based_on,
+            json.dumps(result.assignment.unassigned, ensure_ascii=False),
+        ],
+    )
+    a = result.assignment
+    targets = result.targets.with_columns(
+        draw_id=pl.lit(rec.draw_id),
+        inspection_group=pl.col("fixmedins_code").replace_strict(a.target_group, default=None, return_dtype=pl.Int32),
+    )
+    scores = con.sql(
+        "SELECT fixmedins_code, risk_score, flagged_visits, flagged_amount, top_reasons FROM institution_scores "
+        "WHERE run_id = ?",
+        params=[rec.run_id],
+    ).pl()
+    _insert(con, "draw_targets", targets.join(scores, on="fixmedins_code", how="left"))
+    if a.groups:
+        members = pl.DataFrame(
+            [{"inspection_group": g, "inspector_id": i} for g, ids in sorted(a.groups.items()) for i in ids],
+            schema={"inspection_group": pl.Int32, "inspector_id": pl.String},
+        )
+        con.register("_m", members.to_arrow())
+        con.execute(
+            f"""INSERT INTO draw_groups BY NAME
+                SELECT ? AS draw_id, m.inspection_group, m.inspector_id, i.inspector_name, i.cert_no, i.region
+                FROM _m m LEFT JOIN {
+                "ref_inspectors"
+                if has_table(con, "ref_inspectors")
+                else "(SELECT NULL AS inspector_id, NULL AS inspector_name, NULL AS cert_no, NULL AS region)"
+            } i
+                USING (inspector_id)""",
+            [rec.draw_id],
+        )
+        con.unregister("_m")
+
+
+def _sample_claims(con: duckdb.DuckDBPyConnection, rec: DrawRecord, codes: list[str], as_of: date, cfg: dict) -> int:
+    days = load_detector_config()["window"]["days"]
+    lo = datetime.combine(as_of - timedelta(days=days - 1), datetime.min.time())
+    hi = datetime.combine(as_of + timedelta(days=1), datetime.min.time())
+    frames = con.sql(
+        """SELECT s.fixmedins_code, s.setl_id, CAST(s.medfee_sumamt AS DOUBLE) AS amount,
+                  CASE WHEN bool_or(f.result_type = '明确违规') THEN '明确违规'
+                       WHEN count(f.setl_id) > 0 THEN '可疑' ELSE '未标记' END AS result_class
+           FROM setl s LEFT JOIN findings f
+             ON f.run_id = ? AND f.fixmedins_code = s.fixmedins_code AND f.setl_id = s.setl_id
+           WHERE list_contains(?, s.fixmedins_code) AND s.setl_time >= ? AND s.setl_time < ?
+           GROUP BY ALL ORDER BY s.fixmedins_code, s.setl_id""",
+        params=[rec.run_id, codes, lo, hi],
+    ).pl()
+    parts = []
+    for code in sorted(codes):
+        frame = frames.filter(pl.col("fixmedins_code") == code)
+        sample = draw_claim_sample(frame, cfg["claim_sample"], stream(rec.seed, STREAM_SAMPLE, code_key(code)))
+        parts.append(
+            sample.with_columns(
+                draw_id=pl.lit(rec.draw_id),
+                fixmedins_code=pl.lit(code),
+                seed=pl.lit(rec.seed, pl.Int64),
+                frame_sha256=pl.lit(frame_sha256(frame)),
+                software_version=pl.lit(__version__),
+            )
+        )
+    rows = pl.concat(parts) if parts else pl.DataFrame()
+    if rows.height:
+        _insert(con, "claim_samples", rows)
+    return rows.height
+
+
+def _copy_draw(con: duckdb.DuckDBPyConnection, old: str, new: str) -> None:
+    for table in ("draw_targets", "draw_groups", "claim_samples"):
+        cols = [
+            c
+            for (c,) in con.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = ? ORDER BY ordinal_position",
+                [table],
+            ).fetchall()
+            if c != "draw_id"
+        ]
+        con.execute(
+            f"INSERT INTO {table} (draw_id, {', '.join(cols)}) SELECT ?, {', '.join(cols)} FROM {table} "
+            "WHERE draw_id = ?",
+            [new, old],
+        )
+
+
+def run_targeting(
+    con: duckdb.DuckDBPyConnection, run_id: str, as_of: date, seed: int | None, overrides: dict | None = None
+) -> dict:
+    """Make, reuse or amend the cycle's draw; returns what happened (for the run summary)."""
+    cfg = load_config(overrides)
+    cycle = cycle_of(as_of, cfg["cycle"]["length"])
+    params_sha = sha256_text(json.dumps({k: cfg[k] for k in DRAW_SECTIONS}, sort_keys=True, ensure_ascii=False))
+    inputs = gather_inputs(con, run_id, as_of, cfg)
+    existing = current_draw(con, cycle)
+    versions = con.execute("SELECT coalesce(max(version), 0) FROM draws WHERE cycle = ?", [cycle]).fetchall()[0][0]
+    if existing and (seed is None or seed == existing.seed) and existing.params_sha256 == params_sha:
+        on_list = {
+            c
+            for (c,) in con.execute(
+                "SELECT fixmedins_code FROM draw_targets WHERE draw_id = ?", [existing.draw_id]
+            ).fetchall()
+        }
+        if set(inputs.complaints["fixmedins_code"]) <= on_list:
+            status, rec = "reused", existing
+        else:
+            status = "amended"
+            rec = DrawRecord(f"{cycle}-v{versions + 1}", cycle, versions + 1, existing.seed, params_sha, run_id)
+            base_targets = con.sql("SELECT * FROM draw_targets WHERE draw_id = ?", params=[existing.draw_id]).pl()
+            groups_rows = con.execute(
+                "SELECT inspection_group, inspector_id FROM draw_groups WHERE draw_id = ? ORDER BY ALL",
+                [existing.draw_id],
+            ).fetchall()
+            groups: dict[int, list[str]] = {}
+            for g, i in groups_rows:
+                groups.setdefault(g, []).append(i)
+            load = dict(base_targets.drop_nulls("inspection_group").group_by("inspection_group").len().iter_rows())
+            result = amend_draw(inputs, cfg, rec.seed, rec.version, base_targets, groups, load)
+            result.assignment.groups = {}  # carried over with the copy below
+            _copy_draw(con, existing.draw_id, rec.draw_id)
+            _store(con, rec, result, as_of, cfg, inputs, based_on=existing.draw_id)
+            _sample_claims(con, rec, result.targets["fixmedins_code"].to_list(), as_of, cfg)
+    else:
+        status = "new"
+        chosen = seed if seed is not None else secrets.randbelow(2**31)
+        rec = DrawRecord(f"{cycle}-v{versions + 1}", cycle, versions + 1, chosen, params_sha, run_id)
+        result = make_draw(inputs, cfg, rec.seed)
+        _store(con, rec, result, as_of, cfg, inputs, based_on=existing.draw_id if existing else None)
+        _sample_claims(con, rec, result.targets["fixmedins_code"].to_list(), as_of, cfg)
+    return draw_summary(con, rec.draw_id, status)
+
+
+def draw_summary(con: duckdb.DuckDBPyConnection, draw_id: str, status: str) -> dict:
+    cycle, seed, unassigned, drawn_at = con.execute(
+        "SELECT cycle, seed, unassigned, drawn_at FROM draws WHERE draw_id = ?", [draw_id]
+    ).fetchall()[0]
+    reasons = dict(
+        con.execute(
+            "SELECT selection_reason, count(*) FROM draw_targets WHERE draw_id = ? GROUP BY ALL", [draw_id]
+        ).fetchall()
+    )
+    groups = con.execute(
+        "SELECT count(DISTINCT inspection_group) FROM draw_groups WHERE draw_id = ?", [draw_id]
+    ).fetchall()[0][0]
+    samples = con.execute(
+        "SELECT count(*) FILTER (role = '抽样'), count(*) FILTER (role = '备用') FROM claim_samples WHERE draw_id = ?",
+        [draw_id],
+    ).fetchall()[0]
+    return {
+        "cycle": cycle,
+        "draw_id": draw_id,
+        "status": status,
+        "drawn_at": drawn_at.isoformat(timespec="seconds"),
+        "seed": seed,
+        "targets": sum(reasons.values()),
+        "by_reason": reasons,
+        "groups": groups,
+        "unassigned": json.loads(unassigned),
+        "claims_sampled": samples[0],
+        "claims_spare": samples[1],
+    }

@@ -1,0 +1,67 @@
+"""Replay a recorded draw from the inputs, parameters and seed stored with it, and compare with what was
+recorded: anyone can show that a cycle's list and groups came from the draw, not from a choice."""
+
+from __future__ import annotations
+
+import json
+
+import duckdb
+import polars as pl
+
+from pipelines.targeting.config import load as load_config
+from pipelines.targeting.draw import DrawInputs, DrawResult, amend_draw, make_draw, sha256_text
+
+
+def _recorded(con: duckdb.DuckDBPyConnection, draw_id: str) -> tuple[pl.DataFrame, dict[int, list[str]]]:
+    targets = con.sql(
+        "SELECT rank, fixmedins_code, selection_reason, selection_detail, inspection_group FROM draw_targets "
+        "WHERE draw_id = ? ORDER BY rank",
+        params=[draw_id],
+    ).pl()
+    groups: dict[int, list[str]] = {}
+    for g, i in con.execute(
+        "SELECT inspection_group, inspector_id FROM draw_groups WHERE draw_id = ? ORDER BY ALL", [draw_id]
+    ).fetchall():
+        groups.setdefault(g, []).append(i)
+    return targets, groups
+
+
+def _as_rows(result: DrawResult) -> pl.DataFrame:
+    return result.targets.with_columns(
+        inspection_group=pl.col("fixmedins_code").replace_strict(
+            result.assignment.target_group, default=None, return_dtype=pl.Int32
+        )
+    )
+
+
+def verify_draw(con: duckdb.DuckDBPyConnection, draw_id: str) -> list[str]:
+    """What differs between the recorded draw and its replay (empty when it replays exactly)."""
+    row = con.execute(
+        "SELECT seed, version, params, inputs, inputs_sha256, based_on FROM draws WHERE draw_id = ?", [draw_id]
+    ).fetchall()
+    if not row:
+        return [f"no draw {draw_id}"]
+    seed, version, params, inputs_json, inputs_sha, based_on = row[0]
+    problems = []
+    if sha256_text(inputs_json) != inputs_sha:
+        problems.append("stored inputs do not match their fingerprint")
+    cfg = {**load_config(), **json.loads(params)}
+    inputs = DrawInputs.from_json(inputs_json)
+    targets, groups = _recorded(con, draw_id)
+    amended = based_on is not None and con.execute(
+        "SELECT seed = ? FROM draws WHERE draw_id = ?", [seed, based_on]
+    ).fetchall() == [(True,)]
+    if amended:
+        base_targets, base_groups = _recorded(con, based_on)
+        load = dict(base_targets.drop_nulls("inspection_group").group_by("inspection_group").len().iter_rows())
+        replay = _as_rows(amend_draw(inputs, cfg, seed, version, base_targets, base_groups, load))
+        replay = pl.concat([base_targets, replay.cast(base_targets.schema)])
+        replay_groups = base_groups
+    else:
+        result = make_draw(inputs, cfg, seed)
+        replay, replay_groups = _as_rows(result), result.assignment.groups
+    if not replay.cast(targets.schema).equals(targets):
+        problems.append("the selected institutions or their groups differ from the replay")
+    if {g: sorted(m) for g, m in replay_groups.items()} != {g: sorted(m) for g, m in groups.items()}:
+        problems.append("the inspection groups differ from the replay")
+    return problems

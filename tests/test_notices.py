@@ -1,0 +1,172 @@
+"""Draft breach notices: every required field in the Word document, amounts that add up to the evidence,
+handling chosen by the 裁量基准, and no notice for an institution without established breaches."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from decimal import Decimal
+
+import polars as pl
+import pytest
+from docx import Document
+from openpyxl import load_workbook
+
+from pipelines.notices.compose import NoticeInputs, compose, yuan_zh
+from pipelines.notices.config import load
+
+
+def evidence(rows: list[tuple[str, str, str, int]]) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "source": [r[0] for r in rows],
+            "source_name": [r[1] for r in rows],
+            "setl_id": [r[2] for r in rows],
+            "occurred_on": [date(2026, 10, 1 + i % 28) for i in range(len(rows))],
+            "fen": [r[3] for r in rows],
+            "reason": ["说明"] * len(rows),
+            "basis": ["《医疗保障基金使用监督管理条例》第十五条、第三十八条"] * len(rows),
+            "clause": ["服务协议第三十二条(不得重复收费)"] * len(rows),
+            "established_by": ["智能审核规则"] * len(rows),
+            "psn_no": ["130302000000000001"] * len(rows),
+            "psn_name_masked": ["王*"] * len(rows),
+        }
+    )
+
+
+def inputs(ev: pl.DataFrame, kind: str = "1") -> NoticeInputs:
+    return NoticeInputs(
+        institution={"fixmedins_code": "H1", "fixmedins_name": "测试医院", "fixmedins_type": kind},
+        evidence=ev,
+        inspectors=[("张三", "冀医保执001"), ("李四", "冀医保执002")],
+        doc_no="X〔2026〕1号",
+        draw_id="2026-10-v1",
+        selection="高风险",
+        period=(date(2026, 8, 3), date(2026, 10, 31)),
+        inspection_date=None,
+        draft_date=date(2026, 11, 27),
+    )
+
+
+def test_facts_and_total_add_up_to_the_evidence_in_fen():
+    ev = evidence([("DUP", "重复收费", "S1", 10), ("DUP", "重复收费", "S2", 20), ("OVER", "超标准收费", "S1", 333)])
+    c = compose(inputs(ev), load())
+    assert c["total_amount"] == "3.63" and c["total_fen"] == 363
+    assert [f["amount"] for f in c["facts"]] == ["3.33", "0.30"]  # largest first
+    assert c["total_visits"] == 2 and c["evidence_rows"] == 3
+    assert sum(Decimal(e["amount"]) for e in c["evidence"]) == Decimal("3.63")
+    assert c["basis"][0]["clause"].startswith("《医疗保障定点医疗机构服务协议》第三十二条")
+    assert compose(inputs(ev, "2"), load())["basis"][0]["clause"].startswith("《医疗保障定点零售药店服务协议》")
+
+
+@pytest.mark.parametrize(
+    ("fen", "penalty", "referred", "suspend"),
+    [(500_000, "", False, False), (2_000_000, "20,000.00", False, False), (6_000_000, "120,000.00", True, True)],
+)
+def test_handling_follows_the_discretion_tiers(fen, penalty, referred, suspend):
+    c = compose(inputs(evidence([("DUP", "重复收费", "S1", fen)])), load())
+    assert c["penalty_amount"] == penalty
+    assert c["referred"] is referred
+    assert any("暂停" in m for m in c["measures"]) is suspend
+    assert "限期整改" in "".join(c["measures"])
+
+
+def test_fraud_like_findings_are_referred_whatever_the_amount():
+    c = compose(inputs(evidence([("TRACE_CODE_REUSE", "药品追溯码重复结算", "S1", 100)])), load())
+    assert c["referred"] and "药品追溯码重复结算" in c["referral_reason"]
+
+
+@pytest.mark.parametrize(
+    ("fen", "text"),
+    [
+        (0, "零元整"),
+        (123450, "壹仟贰佰叁拾肆元伍角整"),
+        (1000500, "壹万零伍元整"),
+        (200000107, "贰佰万零壹元零柒分"),
+        (99, "玖角玖分"),
+    ],
+)
+def test_amount_in_chinese_capitals(fen, text):
+    assert yuan_zh(fen) == text
+
+
+def docx_text(path) -> str:
+    d = Document(path)
+    parts = [p.text for p in d.paragraphs]
+    for t in d.tables:
+        for row in t.rows:
+            parts.extend(c.text for c in row.cells)
+    return "\n".join(parts)
+
+
+def test_generated_notices_carry_every_required_field(small_night):
+    _, summary, out = small_night
+    listed = pl.read_csv(out / "sampling_list.csv", infer_schema=False)
+    notices = sorted((out / "notices").glob("*.docx"))
+    assert len(notices) == summary["notices"]["notices"] > 0
+    for path in notices:
+        code = path.stem
+        text = docx_text(path)
+        row = listed.filter(pl.col("fixmedins_code") == code).row(0, named=True)
+        for needle in [
+            "现场监督检查违约通知单",
+            "号",
+            row["fixmedins_name"],
+            code,
+            "法定代表人",
+            "协议编号",
+            "检查日期",
+            "违约事实",
+            "《医疗保障基金使用监督管理条例》第",
+            "服务协议》第",
+            "处理意见",
+            "限期整改",
+            "陈述、申辩",
+            "行政复议",
+            "日内退回",
+            "移交",
+            "（签字）",
+            "（盖章）",
+            "送 达 回 证",
+            "拒收情况记录",
+        ]:
+            assert needle in text, (code, needle)
+        for name_cert in row["inspectors"].split("; "):
+            name, cert = re.match(r"(.+)\((.+)\)", name_cert).groups()
+            assert name in text and cert in text
+        assert "{{" not in text and "{%" not in text
+
+
+def test_notice_totals_equal_the_evidence(small_night):
+    _, summary, out = small_night
+    for path in sorted((out / "notices").glob("*.docx")):
+        d = Document(path)
+        facts = next(t for t in d.tables if t.rows[0].cells[1].text == "违约情形" and t.rows[0].cells[2].text == "人次")
+        fact_total = sum(Decimal(r.cells[3].text.replace(",", "")) for r in facts.rows[1:])
+        appendix = d.tables[-1]
+        lines = [Decimal(r.cells[6].text.replace(",", "")) for r in appendix.rows[1:]]
+        text = docx_text(path)
+        stated = Decimal(re.search(r"涉及医保基金 ([\d,]+\.\d\d) 元", text).group(1).replace(",", ""))
+        assert fact_total == stated == sum(lines), path.name
+        assert summary["notices"]["totals"][path.stem] == f"{stated:,.2f}"
+        # the evidence workbook holds the same lines
+        wb = load_workbook(path.with_name(f"{path.stem}_evidence.xlsx"))
+        ws = wb.active
+        header = next(i for i, r in enumerate(ws.iter_rows(values_only=True)) if r[0] == "序号")
+        amounts = [r[6] for r in list(ws.iter_rows(values_only=True))[header + 1 :] if r[0] is not None]
+        assert Decimal(str(round(sum(amounts), 2))) == stated
+        # patients appear by psn_no and masked name only
+        names = [r.cells[5].text for r in appendix.rows[1:]]
+        assert all(re.fullmatch(r".\*", n) or n == "" for n in names)
+
+
+def test_selected_institution_without_breaches_gets_no_notice(small_night):
+    _, summary, out = small_night
+    listed = pl.read_csv(out / "sampling_list.csv", infer_schema=False)
+    scores = pl.read_csv(out / "institution_scores.csv", infer_schema=False)
+    clean = scores.filter(pl.col("flagged_visits") == "0")["fixmedins_code"].to_list()
+    on_list_clean = [c for c in listed["fixmedins_code"] if c in clean]
+    assert on_list_clean, "the demo list should hold a randomly drawn institution with no findings"
+    for code in on_list_clean:
+        assert not (out / "notices" / f"{code}.docx").exists()
+    assert summary["notices"]["without_findings"] >= len(on_list_clean)

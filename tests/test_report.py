@@ -1,0 +1,115 @@
+"""The managers' report: charts in a CJK font, one self-contained HTML file that loads in a real browser
+with every image rendered, and no personal identifiers in it."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from pipelines.report.charts import cjk_font, has_glyphs
+
+CHART_TEXT = "按周疑点人次与金额万元风险评分最高的机构涉及各片区定点医疗机构零售药店现场核实确认率规则模型"
+
+CHECK = """
+<script>
+window.__errors = [];
+window.addEventListener('error', e => window.__errors.push(String(e.message || e.type)), true);
+window.addEventListener('load', () => {
+  const imgs = [...document.images];
+  const broken = imgs.filter(i => !(i.complete && i.naturalWidth > 0)).length;
+  document.body.setAttribute('data-check', JSON.stringify({images: imgs.length, broken, errors: window.__errors}));
+});
+</script>
+"""
+
+
+def test_charts_have_a_font_with_every_chinese_glyph():
+    from matplotlib import font_manager
+
+    family = cjk_font()
+    path = font_manager.findfont(font_manager.FontProperties(family=family), fallback_to_default=False)
+    assert has_glyphs(path, CHART_TEXT), f"{family} ({path}) lacks some glyphs"
+
+
+def chromium() -> str:
+    exe = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    assert exe, "headless Chromium is needed for the report test; setup.sh installs it"
+    return exe
+
+
+def browse(html: Path, tmp: Path) -> tuple[str, Path]:
+    page = tmp / "page.html"
+    page.write_text(html.read_text(encoding="utf-8").replace("</head>", CHECK + "</head>"), encoding="utf-8")
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        f"--user-data-dir={tmp / 'profile'}",
+        "--virtual-time-budget=10000",
+    ]
+    dom = subprocess.run(
+        [chromium(), *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120
+    ).stdout
+    shot = tmp / "report.png"
+    subprocess.run(
+        [chromium(), *flags, "--window-size=1100,3000", f"--screenshot={shot}", page.as_uri()],
+        capture_output=True,
+        timeout=120,
+    )
+    return dom, shot
+
+
+def test_report_loads_in_a_browser_with_every_image(small_night, tmp_path):
+    import json
+
+    out = small_night[2]
+    html = out / "report.html"
+    assert html.is_file() and (html.stat().st_mode & 0o077) == 0
+    text = html.read_text(encoding="utf-8")
+    assert "http://" not in text and "https://" not in text  # self-contained: nothing fetched
+    dom, shot = browse(html, tmp_path)
+    m = re.search(r'data-check="([^"]+)"', dom)
+    assert m, "the page did not finish loading"
+    check = json.loads(m.group(1).replace("&quot;", '"'))
+    assert check["images"] >= 4 and check["broken"] == 0 and check["errors"] == [], check
+    for section in ("今晚数据接收", "疑点趋势", "风险最高的机构", "疑点构成", "各片区", "举报投诉", "现场核查结果"):
+        assert section in dom, section
+    assert shot.is_file() and shot.stat().st_size > 50_000
+
+
+def test_report_carries_no_personal_identifiers(small_night):
+    db, _, out = small_night
+    text = (out / "report.html").read_text(encoding="utf-8")
+    con = duckdb.connect(str(db), read_only=True)
+    people = con.execute("SELECT DISTINCT psn_no, psn_name FROM setl").fetchall()
+    con.close()
+    ids = {p for p, _ in people}
+    names = {n for _, n in people if n and len(n) >= 2}
+    assert not [p for p in ids if p in text]
+    assert not [n for n in names if n in text]
+    assert not re.search(r"\b\d{17}[\dX]\b", text)  # nothing shaped like an ID number
+
+
+@pytest.mark.parametrize("missing", ["ref_complaints", "ref_audit_outcomes"])
+def test_report_renders_without_optional_reference_lists(small_night, tmp_path, missing):
+    from pipelines.report.data import load_report_data
+    from pipelines.report.render import render_report
+
+    db, summary, _ = small_night
+    copy = tmp_path / "w.duckdb"
+    shutil.copy(db, copy)
+    con = duckdb.connect(str(copy))
+    con.execute(f"DROP TABLE IF EXISTS {missing}")
+    from datetime import date
+
+    data = load_report_data(con, summary["run_id"], date.fromisoformat(summary["as_of"]), summary["draw"]["draw_id"])
+    con.close()
+    path = render_report(data, summary, tmp_path)
+    assert "医保基金智能监管报告" in path.read_text(encoding="utf-8")

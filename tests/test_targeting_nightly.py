@@ -1,0 +1,98 @@
+"""The cycle's draw through the nightly run: made once, reused, amended by a new complaint, replayable,
+re-drawn on a new seed; the inspectors' files; estimates once audit outcomes come back."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+from openpyxl import load_workbook
+
+from pipelines.nightly import NightlyParams, run_nightly
+from pipelines.synth.audits import audit_outcomes
+from tests.test_cli import cli
+
+pytestmark = pytest.mark.slow
+
+
+def night(inbox: Path, tmp: Path, name: str, seed: int | None = None) -> tuple[dict, Path]:
+    out = tmp / name
+    return run_nightly(NightlyParams(inbox, tmp / "w.duckdb", out, seed=seed)), out
+
+
+def test_cycle_draw_is_reused_amended_replayed_and_estimated(inbox_copy, tmp_path):
+    s1, o1 = night(inbox_copy, tmp_path, "n1")
+    d1 = s1["draw"]
+    assert d1["status"] == "new" and d1["draw_id"] == "2026-10-v1" and not d1["unassigned"]
+    listed = pl.read_csv(o1 / "sampling_list.csv", infer_schema=False)
+    complaints = pl.read_csv(inbox_copy / "reference" / "complaints.csv", infer_schema=False)
+    open_ = complaints.filter(pl.col("received_date") > "2026-10-01")["fixmedins_code"]
+    assert set(open_) <= set(listed.filter(pl.col("selection_reason") == "complaint")["fixmedins_code"])
+    assert (listed["inspectors"].str.count_matches(r"\(") >= 2).all()  # two inspectors with certificate numbers
+
+    # the same night again: the cycle's draw is reused and the files are the same
+    s2, o2 = night(inbox_copy, tmp_path, "n2")
+    assert s2["draw"]["status"] == "reused" and s2["draw"]["seed"] == d1["seed"]
+    for f in ("sampling_list.csv", "claim_samples.csv"):
+        assert (o1 / f).read_bytes() == (o2 / f).read_bytes(), f
+
+    # a new complaint against an institution not on the list: the draw is amended, nothing else moves
+    outside = pl.read_csv(o1 / "institution_scores.csv", infer_schema=False).filter(
+        ~pl.col("fixmedins_code").is_in(listed["fixmedins_code"].to_list())
+    )["fixmedins_code"][0]
+    with open(inbox_copy / "reference" / "complaints.csv", "a", encoding="utf-8") as fh:
+        fh.write(f"TS20269999,2026-10-30,{outside},,12393热线,反映串换药品\n")
+    s3, o3 = night(inbox_copy, tmp_path, "n3")
+    assert s3["draw"]["status"] == "amended" and s3["draw"]["draw_id"] == "2026-10-v2"
+    l3 = pl.read_csv(o3 / "sampling_list.csv", infer_schema=False)
+    added = l3.filter(pl.col("fixmedins_code") == outside).row(0, named=True)
+    assert added["selection_reason"] == "complaint" and added["inspection_group"] is not None
+    keep = ["rank", "fixmedins_code", "selection_reason", "inspection_group", "inspectors"]
+    assert l3.filter(pl.col("fixmedins_code") != outside).select(keep).equals(listed.select(keep))
+
+    # every recorded draw replays from its stored inputs
+    r = cli("draws", "--db", str(tmp_path / "w.duckdb"), "--verify")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count("replay: identical") == 2
+
+    # another seed is a new draw; the earlier one stays on record, superseded
+    s4, _ = night(inbox_copy, tmp_path, "n4", seed=d1["seed"] + 1)
+    assert s4["draw"]["status"] == "new" and s4["draw"]["draw_id"] == "2026-10-v3"
+    con = duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True)
+    status = dict(con.execute("SELECT draw_id, status FROM draws").fetchall())
+    con.close()
+    assert status == {"2026-10-v1": "superseded", "2026-10-v2": "superseded", "2026-10-v3": "current"}
+
+    # audit outcomes of the current draw's samples give estimates and confirmation rates
+    s4_out = tmp_path / "n4"
+    truth = inbox_copy.parent / "inbox.truth" / "labels.csv"
+    o = audit_outcomes(s4_out / "claim_samples.csv", truth, date.fromisoformat(s1["as_of"]))
+    o.write_csv(inbox_copy / "reference" / "audit_outcomes.csv")
+    s5, o5 = night(inbox_copy, tmp_path, "n5")
+    est = pl.read_csv(o5 / "overpayment_estimates.csv")
+    assert est.height == s4["draw"]["targets"]
+    assert (est["lower"] <= est["estimate"]).all() and (est["estimate"] <= est["upper"]).all()
+    assert (est["lower"] >= est["observed"]).all()
+    assert s5["audit_outcomes"]["confirmed_flags"] > 0
+
+
+def test_sampling_workbook_is_usable(small_night):
+    _, summary, out = small_night
+    wb = load_workbook(out / "sampling_list.xlsx")
+    first = wb.worksheets[0]
+    assert first.title == "抽检名单"
+    assert len(wb.worksheets) == 1 + summary["draw"]["groups"]
+    header_row = next(r for r in first.iter_rows(values_only=True) if r[0] == "序号")
+    assert {"机构名称", "入选原因", "检查组", "检查人员", "主要疑点"} <= set(header_row)
+    assert first.freeze_panes is not None
+    group = wb.worksheets[1]
+    texts = [c for row in group.iter_rows(values_only=True) for c in row if isinstance(c, str)]
+    assert "执法证号" in texts and "人员编号" in texts
+    names = [t for t in texts if t.endswith("*") and len(t) == 2]
+    assert names, "patients appear with masked names"
+    samples = pl.read_csv(out / "claim_samples.csv", infer_schema=False)
+    assert {"fixmedins_code", "setl_id", "stratum", "weight"} <= set(samples.columns)
+    assert samples["psn_name_masked"].str.contains(r"^.\*$").all()
