@@ -250,7 +250,8 @@ def _record(
         "_fi",
         "_row",
         pl.col(table.key[1]).alias("record_id"),
-        "fixmedins_code",
+        # the institution that sent the file gets the row back, whatever code the row itself claims
+        pl.col("_fcode").alias("fixmedins_code"),
         pl.struct(table.codes).struct.json_encode().alias("row_json"),
     )
     rows = (

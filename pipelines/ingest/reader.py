@@ -65,6 +65,9 @@ def _read_csv(path: Path) -> tuple[pl.DataFrame, str]:
     except (pl.exceptions.PolarsError, ValueError) as e:
         first = str(e).strip().splitlines()[0][:200]
         raise FileRejected("unreadable", f"not a well-formed CSV: {first}") from None
+    # polars leaves a quoted header's doubled quotes ("a""b") doubled; unescape them as for values
+    if any('""' in c for c in frame.columns):
+        frame = frame.rename({c: c.replace('""', '"') for c in frame.columns if '""' in c})
     return frame, enc
 
 

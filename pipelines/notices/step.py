@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -16,11 +15,10 @@ from pipelines.notices.compose import NoticeInputs, compose
 from pipelines.notices.config import load as load_config
 from pipelines.notices.evidence import load_evidence
 from pipelines.notices.render import render_docx, to_pdf
+from pipelines.outputs.safe_text import file_stem
 from pipelines.outputs.xlsx import Workbook
 from pipelines.targeting.selection import REASON_ZH
 from pipelines.warehouse.schema import has_table
-
-SAFE_CODE = re.compile(r"^[A-Za-z0-9_-]{1,40}$")  # file names come from codes: nothing else reaches the disk
 
 
 def _institutions(con: duckdb.DuckDBPyConnection, codes: list[str]) -> dict[str, dict]:
@@ -82,7 +80,7 @@ def run_notices(
         ev = evidence.filter(pl.col("fixmedins_code") == code)
         if ev.is_empty():
             continue
-        if not SAFE_CODE.match(code):
+        if file_stem(code) is None:
             skipped.append(code)
             continue
         n = NoticeInputs(

@@ -11,7 +11,7 @@ import polars as pl
 import xlsxwriter
 
 from data_contracts.contract import rule_spec, upload_tables
-from pipelines.outputs.safe_text import neutralise, write_csv
+from pipelines.outputs.safe_text import file_stem, neutralise, write_csv
 
 
 def _zh(rules: str) -> str:
@@ -29,7 +29,7 @@ def write_send_back(con: duckdb.DuckDBPyConnection, run_id: str, out: Path) -> l
     ).pl()
     written = []
     folder = out / "quarantine"
-    codes = sorted(set(q["fixmedins_code"]) | set(files["fixmedins_code"].drop_nulls()))
+    codes = sorted(c for c in set(q["fixmedins_code"]) | set(files["fixmedins_code"].drop_nulls()) if file_stem(c))
     for code in codes:
         sheets: dict[str, pl.DataFrame] = {}
         for table in ("setl", "fee"):

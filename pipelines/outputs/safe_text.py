@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import polars as pl
@@ -26,6 +27,14 @@ def neutralise(frame: pl.DataFrame) -> pl.DataFrame:
         else:
             exprs.append(pl.col(name))
     return frame.select(exprs)
+
+
+SAFE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
+
+
+def file_stem(code: str | None) -> str | None:
+    """`code` if it is safe as a file name (letters, digits, _ and -), else None: nothing else reaches the disk."""
+    return code if code is not None and SAFE_NAME.match(code) else None
 
 
 def private_file(path: Path) -> Path:

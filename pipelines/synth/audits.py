@@ -45,7 +45,7 @@ def audit_outcomes(claim_samples: Path, labels: Path, as_of: date, seed: int = 7
         )
     )
     # a statistical suspicion is sometimes justified by the medical record: not every one is confirmed
-    justified = s["pattern"].is_in(list(JUSTIFIABLE)).to_numpy() & (rng.random(s.height) < 0.2)
+    justified = s["pattern"].is_in(list(JUSTIFIABLE)).fill_null(False).to_numpy() & (rng.random(s.height) < 0.2)
     confirmed = (s["pattern"].is_not_null().to_numpy() & ~justified) | noise
     amount = s["amount"].cast(pl.Float64).to_numpy()
     return pl.DataFrame(

@@ -1,0 +1,160 @@
+"""Hostile and broken uploads: whatever arrives ends in a clear rejection or quarantine (or a clean load),
+never a crash, a hang, a lost row or a file written outside the output folder."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.helpers import fee_row, make_inbox, run, setl_row
+
+SETTINGS = settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+CLEAN_SETL = "H13030200001_20261015_setl.csv"
+CLEAN_FEE = "H13030200001_20261015_fee.csv"
+
+
+def csv_bytes(rows: list[dict]) -> bytes:
+    buf = io.BytesIO()
+    pl.DataFrame(rows).write_csv(buf)
+    return buf.getvalue()
+
+
+def files_under(root: Path) -> set[Path]:
+    return {p for p in root.rglob("*") if p.is_file()}
+
+
+def night(tmp: Path, files: dict[str, bytes | list[dict]]) -> tuple[dict, Path]:
+    """Run a night on an inbox holding `files` (plus a clean pair); check the invariants every night keeps."""
+    root = tmp / f"case{len(list(tmp.iterdir()))}"
+    inbox = make_inbox(root / "inbox", {CLEAN_SETL: [setl_row()], CLEAN_FEE: [fee_row()], **files})
+    before = files_under(tmp)
+    out = root / "out"
+    summary = run(inbox, root / "w.duckdb", out)
+    for t, c in summary["rows"].items():
+        assert c["received"] == c["loaded"] + c["quarantined"] + c["duplicate"], t
+    f = summary["files"]
+    assert f["seen"] == f["loaded"] + f["unchanged"] + f["corrected"] + len(f["rejected"]), f
+    written = files_under(tmp) - before
+    assert all(p.is_relative_to(out) or p.parent == root for p in written), [str(p) for p in written][:5]
+    assert all(p.name.startswith(("w.duckdb", ".w.duckdb")) for p in written if p.parent == root), [
+        p.name for p in written if p.parent == root
+    ]
+    con = duckdb.connect(str(root / "w.duckdb"), read_only=True)
+    loaded = con.execute("SELECT count(*) FROM setl WHERE setl_id = 'S1'").fetchall()[0][0]
+    con.close()
+    assert loaded == 1, "the clean upload beside the hostile one still loads"
+    return summary, out
+
+
+@SETTINGS
+@given(body=st.binary(max_size=3000))
+def test_random_bytes_are_rejected_or_quarantined(tmp_path_factory, body):
+    summary, out = night(tmp_path_factory.mktemp("bytes"), {"H13030200001_20261016_setl.csv": body})
+    rejected = {r["file"] for r in summary["files"]["rejected"]}
+    quarantined = pl.read_csv(out / "quarantine.csv", infer_schema=False)
+    assert (
+        "H13030200001_20261016_setl.csv" in rejected or summary["rows"]["setl"]["received"] >= 1 or body.strip() == b""
+    )
+    assert quarantined.filter(pl.col("rule").is_null()).is_empty()
+
+
+@SETTINGS
+@given(cut=st.integers(min_value=1, max_value=2000), encoding=st.sampled_from(["utf-8", "gb18030", "utf-16"]))
+def test_truncated_and_oddly_encoded_files(tmp_path_factory, cut, encoding):
+    rows = [setl_row(setl_id=f"T{i}", mdtrt_id=f"M{i}", psn_name="张三丰" * (i + 1)) for i in range(8)]
+    text = csv_bytes(rows).decode("utf-8")
+    data = text.encode(encoding)[:cut]
+    summary, _ = night(tmp_path_factory.mktemp("cut"), {"H13030200001_20261017_setl.csv": data})
+    assert summary["rows"]["setl"]["loaded"] <= 1 + 8
+
+
+FORMULAS = ["=1+1", "+cmd|' /C calc'!A0", "-2+3", "@SUM(A1)", '\t=HYPERLINK("x")', "=IMPORTXML(1)"]
+
+
+@SETTINGS
+@given(
+    name=st.one_of(st.sampled_from(FORMULAS), st.text(max_size=200)),
+    huge=st.integers(min_value=0, max_value=200_000),
+)
+def test_formulas_control_characters_and_huge_fields(tmp_path_factory, name, huge):
+    row = setl_row(setl_id="X1", mdtrt_id="MX1", psn_name=name, dscg_maindiag_name="感冒" + "很" * huge)
+    summary, out = night(tmp_path_factory.mktemp("text"), {"H13030200001_20261018_setl.csv": [row]})
+    assert summary["status"] == "completed"
+    for csv in out.glob("*.csv"):
+        for line in csv.read_text(encoding="utf-8-sig").splitlines():
+            for cell in line.split(","):
+                assert not cell.startswith(("=", "+", "@", "\t")) or cell.startswith("'"), (csv.name, cell[:40])
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("H13030200001_20261019_setl.csv.exe", "setl"),  # a name that is not an upload
+        ("..H13030200001_20261019_setl.csv", "setl"),  # hidden: ignored
+        ("H13030200001_20261019_setl .csv", "setl"),
+        ("H1303020000１_20261019_setl.csv", "setl"),  # a full-width digit in the code
+        ("H13030200009_20261019_setl.csv", "setl"),  # the code in the name is not the rows' institution
+        ("H13030200001_20261332_setl.csv", "setl"),  # not a calendar date
+        ("H13030200001_20261019_fee.csv", "setl"),  # settlement rows in a fee file
+        ("H13030200001_20261019_setl.xlsx", "bytes"),  # not a workbook
+        ("H13030200001_20261019_setl.parquet", "bytes"),  # not parquet
+    ],
+)
+def test_file_name_tricks_end_in_a_clear_outcome(tmp_path, name, content):
+    body = csv_bytes([setl_row(setl_id="N1", mdtrt_id="MN1")]) if content == "setl" else b"PK\x03\x04garbage"
+    summary, out = night(tmp_path, {name: body})
+    rejected = {r["file"]: r["reason"] for r in summary["files"]["rejected"]}
+    q = pl.read_csv(out / "quarantine.csv", infer_schema=False)
+    if name.startswith("."):
+        assert summary["files"]["seen"] == 2 and not rejected
+    elif name in rejected:
+        assert rejected[name]  # one clear reason
+    else:
+        assert not q.filter(pl.col("file") == name).is_empty(), "rows of a mismatched file are quarantined"
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "setl_id,setl_id,mdtrt_id",  # a duplicated column
+        "\ufeffsetl_id,\ufeffmdtrt_id",  # a BOM inside the header
+        " setl_id , mdtrt_id ",  # padded names
+        "",  # no header at all
+        "a,b,c\n1,2,3",  # nothing we know
+    ],
+)
+def test_header_tricks(tmp_path, header):
+    summary, _ = night(tmp_path, {"H13030200001_20261020_setl.csv": (header + "\n").encode()})
+    assert "H13030200001_20261020_setl.csv" in {r["file"] for r in summary["files"]["rejected"]} or (
+        summary["rows"]["setl"]["received"] >= 1
+    )
+
+
+def test_hostile_column_names_and_values_never_reach_sql_text(tmp_path):
+    evil = 'x"); DROP TABLE setl; --'
+    row = {**setl_row(setl_id="Q'1", mdtrt_id='M"1', psn_name="'; DELETE FROM fee; --"), evil: "1); DROP TABLE fee;--"}
+    summary, _ = night(tmp_path, {"H13030200001_20261021_setl.csv": [row]})
+    db = next(tmp_path.glob("case*/w.duckdb"))
+    con = duckdb.connect(str(db), read_only=True)
+    tables = {t for (t,) in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    assert {"setl", "fee"} <= tables
+    stored = con.execute("SELECT setl_id, psn_name, extra FROM setl WHERE setl_id = 'Q''1'").fetchall()
+    con.close()
+    assert stored and stored[0][1] == "'; DELETE FROM fee; --"
+    assert json.loads(stored[0][2]) == {evil: "1); DROP TABLE fee;--"}
+    assert summary["rows"]["setl"]["loaded"] == 2
+
+
+def test_no_output_escapes_the_output_folder_even_with_odd_codes(tmp_path):
+    row = setl_row(setl_id="P1", mdtrt_id="MP1", fixmedins_code="../../etc")
+    _, out = night(tmp_path, {"H13030200001_20261022_setl.csv": [row]})
+    assert not (tmp_path / "etc").exists()
+    q = pl.read_csv(out / "quarantine.csv", infer_schema=False)
+    assert not q.filter(pl.col("record_id") == "P1").is_empty()
