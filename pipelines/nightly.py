@@ -25,7 +25,7 @@ from pipelines.ingest.reference import ReferenceResult, load_references
 from pipelines.notices.step import run_notices
 from pipelines.outputs.quarantine_files import write_send_back, write_warnings
 from pipelines.outputs.run_files import write_quarantine, write_summary
-from pipelines.outputs.safe_text import write_csv
+from pipelines.outputs.safe_text import private_tree, write_csv
 from pipelines.outputs.sampling_files import write_sampling_files
 from pipelines.progress import QUIET, Progress
 from pipelines.report.data import load_report_data
@@ -126,6 +126,7 @@ def step_report(ctx: RunContext) -> None:
     with ctx.connect() as con:
         data = load_report_data(con, ctx.run_id, ctx.as_of, ctx.draw.get("draw_id"))
     render_report(data, summary_of(ctx, "completed"), ctx.params.out)
+    private_tree(ctx.params.out)
 
 
 STEPS: list[tuple[str, Step]] = [

@@ -46,6 +46,15 @@ def private_file(path: Path) -> Path:
     return path
 
 
+def private_tree(folder: Path) -> None:
+    """Make everything under `folder` (files other tools wrote too, e.g. Data Docs) owner-only."""
+    for root, dirs, files in os.walk(folder):
+        for d in dirs:
+            os.chmod(os.path.join(root, d), 0o700)
+        for f in files:
+            os.chmod(os.path.join(root, f), 0o600)
+
+
 def write_csv(frame: pl.DataFrame, path: Path) -> Path:
     """UTF-8 with BOM so that Excel on Chinese Windows shows the text, formulas neutralised, owner-only."""
     private_file(path)
