@@ -31,6 +31,7 @@ class Table:
     name: str
     key: tuple[str, ...]
     columns: tuple[Column, ...]
+    merge: bool = False  # reference lists only: rows are merged by key instead of replacing the list
 
     @property
     def codes(self) -> list[str]:
@@ -73,7 +74,7 @@ def _load(file: str) -> dict[str, Table]:
                     pattern=c.get("pattern"),
                 )
             )
-        tables[name] = Table(name, tuple(spec["key"]), tuple(cols))
+        tables[name] = Table(name, tuple(spec["key"]), tuple(cols), spec.get("mode", "replace") == "merge")
     return tables
 
 

@@ -81,3 +81,33 @@ def institution_risk(
         risk_score=(100 * parts).round(1), flagged_amount_rate=amount_rate, flagged_visit_rate=visit_rate
     )
     return out.sort(["risk_score", "fixmedins_code"], descending=[True, False])
+
+
+def repeat_offender_uplift(institutions: pl.DataFrame, history: pl.DataFrame, cfg: dict) -> pl.DataFrame:
+    """Institutions with violations confirmed on site in earlier cycles carry extra risk, said in their reasons.
+
+    `history`: fixmedins_code, confirmed (visits confirmed), last_audited (date).
+    """
+    points = float(cfg["scoring"]["repeat_offender_points"])
+    if history.is_empty() or points <= 0:
+        return institutions
+    out = institutions.join(history, on="fixmedins_code", how="left")
+    hit = pl.col("confirmed").fill_null(0) > 0
+    return (
+        out.with_columns(
+            risk_score=pl.when(hit).then((pl.col("risk_score") + points).clip(0, 100)).otherwise(pl.col("risk_score")),
+            top_reasons=pl.when(hit)
+            .then(
+                pl.format(
+                    "{}; 既往现场核实确认违规{}人次(最近{}), 风险加{}分",
+                    pl.col("top_reasons"),
+                    pl.col("confirmed"),
+                    pl.col("last_audited").cast(pl.String),
+                    pl.lit(f"{points:g}"),
+                )
+            )
+            .otherwise(pl.col("top_reasons")),
+        )
+        .drop("confirmed", "last_audited")
+        .sort(["risk_score", "fixmedins_code"], descending=[True, False])
+    )

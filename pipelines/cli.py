@@ -12,7 +12,7 @@ import shutil
 import signal
 import sys
 import traceback
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 DEFAULT_DB = Path(os.environ.get("CLAIMWATCH_DB", "claimwatch.duckdb"))
@@ -77,6 +77,9 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--db", type=Path, default=DEFAULT_DB, help=f"warehouse file (default {DEFAULT_DB})")
     w.add_argument("--cycle", default=None, help="only this cycle, e.g. 2026-10")
     w.add_argument("--verify", action="store_true", help="replay each draw and compare with the record")
+    from pipelines.cases.commands import add_parser as add_cases
+
+    add_cases(sub, DEFAULT_DB)
     return p
 
 
@@ -120,6 +123,11 @@ def _print_summary(s: dict, out: Path, db: Path) -> None:
         )
         if nt.get("pdf_note"):
             print(f"             {nt['pdf_note']}")
+    if cs := s.get("cases"):
+        print(
+            f"  cases:     {cs['opened']} opened tonight, {cs['open']} open ({cs['overdue']} overdue); "
+            f"{cs['rectifications_follow_up']} rectifications overdue or failed -> cases.xlsx"
+        )
     if (o := s.get("audit_outcomes")) and o.get("audited_flags"):
         print(
             f"  audits:    {o['confirmed_flags']}/{o['audited_flags']} audited flags confirmed; "
@@ -219,6 +227,7 @@ def cmd_draws(args) -> None:
 
 def cmd_demo(args) -> None:
     from pipelines.synth.audits import audit_outcomes
+    from pipelines.synth.follow_through import follow_through
     from pipelines.synth.generate import generate
 
     out = args.out
@@ -232,21 +241,40 @@ def cmd_demo(args) -> None:
     s = run_nightly_cli(inbox, db, first, None, args.seed, "none")
     _print_summary(s, first, db)
 
-    # the inspectors audit the sampled claims; the institutions resend a file and correct another
+    # the month goes by: inspectors audit the sampled claims and work the cases, one institution reports its
+    # rectification, the others do not; a resent and a corrected upload arrive
     as_of = date.fromisoformat(s["as_of"])
     outcomes = audit_outcomes(first / "claim_samples.csv", g.truth / "labels.csv", as_of, seed=args.seed)
     outcomes.write_csv(inbox / "reference" / "audit_outcomes.csv")
     for f in sorted((g.truth / "next_delivery" / "uploads").iterdir()):
         shutil.copy(f, inbox / "uploads" / f.name)
+    story = follow_through(db)
+    night2 = next_cycle_day(as_of)
     print(
         f"\nclaimwatch demo: {outcomes.height} sampled claims audited on site "
         f"({(outcomes['finding'] == 'confirmed').sum()} confirmed) -> inbox/reference/audit_outcomes.csv; "
-        "a resent and a corrected upload arrive; the second night runs:\n",
+        f"{story}; the second night runs in the next cycle, as of {night2}:\n",
         flush=True,
     )
     second = out / "output" / "night-2"
-    s = run_nightly_cli(inbox, db, second, None, args.seed, "none")
+    s = run_nightly_cli(inbox, db, second, night2, None, "none")
     _print_summary(s, second, db)
+
+
+def next_cycle_day(day: date) -> date:
+    """A day of the audit cycle after the one `day` falls in, past the first rectification deadlines."""
+    from pipelines.targeting.cycle import cycle_of
+
+    nxt = day + timedelta(days=35)
+    while cycle_of(nxt) == cycle_of(day):
+        nxt += timedelta(days=1)
+    return nxt
+
+
+def cmd_cases(args) -> None:
+    from pipelines.cases.commands import run
+
+    run(args)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -254,13 +282,16 @@ def main(argv: list[str] | None = None) -> int:
     # printed only after the warehouse was published, so this never interrupts a run half-way.
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     args = _parser().parse_args(argv)
+    from pipelines.cases.commands import CaseError
     from pipelines.nightly import RunInputError
     from pipelines.warehouse.session import WarehouseBusy
 
     try:
-        {"demo": cmd_demo, "generate": cmd_generate, "nightly": cmd_nightly, "draws": cmd_draws}[args.command](args)
+        {"demo": cmd_demo, "generate": cmd_generate, "nightly": cmd_nightly, "draws": cmd_draws, "cases": cmd_cases}[
+            args.command
+        ](args)
         return 0
-    except (UserError, RunInputError, WarehouseBusy) as e:
+    except (UserError, RunInputError, WarehouseBusy, CaseError) as e:
         print(f"claimwatch: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -19,6 +19,7 @@ import duckdb
 
 from data_contracts.gx_validation import ContractValidator
 from pipelines import __version__
+from pipelines.cases.step import run_cases
 from pipelines.detect.step import run_detect
 from pipelines.ingest.loader import IngestResult, ingest
 from pipelines.ingest.reference import ReferenceResult, load_references
@@ -65,6 +66,7 @@ class RunContext:
     draw: dict = field(default_factory=dict)
     outcomes: dict = field(default_factory=dict)
     notices: dict = field(default_factory=dict)
+    cases: dict = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
 
     def connect(self) -> duckdb.DuckDBPyConnection:
@@ -114,6 +116,11 @@ def step_notices(ctx: RunContext) -> None:
         ctx.notices = run_notices(con, ctx.run_id, ctx.as_of, ctx.draw["draw_id"], ctx.params.out)
 
 
+def step_cases(ctx: RunContext) -> None:
+    with ctx.connect() as con:
+        ctx.cases = run_cases(con, ctx.run_id, ctx.as_of, ctx.draw.get("draw_id"), ctx.notices, ctx.params.out)
+
+
 def step_outputs(ctx: RunContext) -> None:
     with ctx.connect() as con:
         write_quarantine(con, ctx.run_id, ctx.params.out)
@@ -135,6 +142,7 @@ STEPS: list[tuple[str, Step]] = [
     ("detect", step_detect),
     ("target", step_target),
     ("notices", step_notices),
+    ("cases", step_cases),
     ("outputs", step_outputs),
     ("report", step_report),
 ]
@@ -164,7 +172,8 @@ def summary_of(ctx: RunContext, status: str, error: str | None = None) -> dict:
         "detection": ctx.detection,
         "draw": ctx.draw,
         "audit_outcomes": ctx.outcomes,
-        "notices": ctx.notices,
+        "notices": {k: v for k, v in ctx.notices.items() if k != "issued"},
+        "cases": ctx.cases,
         "timings_s": {k: round(v, 3) for k, v in ctx.timings.items()},
         "contract": {
             "warnings": ctx.warnings,

@@ -12,7 +12,7 @@ import polars as pl
 from detectors.institution_profile import model_scores, profile
 from detectors.rules.checks import RuleInputs
 from detectors.rules.engine import run_rules
-from detectors.scoring import institution_risk, visit_scores
+from detectors.scoring import institution_risk, repeat_offender_uplift, visit_scores
 from pipelines.detect.window import Window
 
 
@@ -33,7 +33,7 @@ def visit_detector(name: str):
     return module
 
 
-def detect(w: Window, cfg: dict) -> Detection:
+def detect(w: Window, cfg: dict, history: pl.DataFrame | None = None) -> Detection:
     rule_inputs = RuleInputs(w.lines, w.visits, w.catalog, w.pairs)
     found = [visit_detector(name).run(w.visits, cfg) for name in cfg["detectors"]["visit_level"]]
     findings = pl.concat([*found, run_rules(rule_inputs)])
@@ -49,4 +49,6 @@ def detect(w: Window, cfg: dict) -> Detection:
         .otherwise(pl.col("top_reasons"))
         .fill_null("未发现异常")
     )
+    if history is not None:
+        inst = repeat_offender_uplift(inst, history, cfg)
     return Detection(findings, scored, inst)

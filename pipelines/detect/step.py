@@ -69,10 +69,27 @@ def write_outputs(d: Detection, names: pl.DataFrame | None, out: Path) -> None:
     )
 
 
+def confirmed_history(con: duckdb.DuckDBPyConnection, as_of: date, days: int) -> pl.DataFrame:
+    """Per institution, visits confirmed on site in the `days` before `as_of` (audits after it do not count)."""
+    schema = {"fixmedins_code": pl.String, "confirmed": pl.Int64, "last_audited": pl.Date}
+    if not has_table(con, "ref_audit_outcomes"):
+        return pl.DataFrame(schema=schema)
+    return (
+        con.sql(
+            """SELECT fixmedins_code, count(*) AS confirmed, max(audited_on) AS last_audited FROM ref_audit_outcomes
+               WHERE finding = 'confirmed' AND audited_on <= ? AND audited_on > CAST(? AS DATE) - INTERVAL (?) DAY
+               GROUP BY ALL""",
+            params=[as_of, as_of, days],
+        )
+        .pl()
+        .cast(schema)
+    )
+
+
 def run_detect(con: duckdb.DuckDBPyConnection, run_id: str, as_of: date, out: Path) -> dict:
     cfg = load_config()
     w = load_window(con, as_of, cfg["window"]["days"])
-    d = detect(w, cfg)
+    d = detect(w, cfg, confirmed_history(con, as_of, cfg["scoring"]["repeat_offender_days"]))
     store(con, run_id, as_of, d)
     names = (
         con.sql("SELECT fixmedins_code, fixmedins_name FROM ref_institutions").pl()

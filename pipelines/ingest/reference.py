@@ -20,7 +20,7 @@ from data_contracts.gx_validation import ContractValidator
 from pipelines.ingest.loader import sha256_of
 from pipelines.ingest.reader import FileRejected, decode
 from pipelines.ingest.rules import parse_and_check
-from pipelines.warehouse.schema import SQL_TYPES, ident
+from pipelines.warehouse.schema import SQL_TYPES, has_table, ident
 
 
 @dataclass
@@ -82,7 +82,7 @@ def load_references(
     previous = dict(
         con.execute("SELECT name, arg_max(sha256, loaded_at) FROM reference_files GROUP BY name").fetchall()
     )
-    for name, table in reference_tables().items():
+    for name in reference_tables():
         path = ref_dir / f"{name}.csv"
         if not path.is_file():
             result.absent.append(name)
@@ -93,16 +93,36 @@ def load_references(
             continue
         say(f"checking {path.name} against its contract")
         try:
-            typed = read_reference(path, table, validator)
+            load_reference_file(con, path, name, run_id, validator, sha)
         except FileRejected as e:
             result.rejected.append({"file": f"reference/{path.name}", "rule": e.rule, "reason": e.message})
             continue
-        cols = ", ".join(f"CAST({ident(c.code)} AS {SQL_TYPES[c.type]}) AS {ident(c.code)}" for c in table.columns)
-        con.register("ref_rows", typed.to_arrow())
-        con.execute(f"CREATE OR REPLACE TABLE ref_{name} AS SELECT {cols} FROM ref_rows")
-        con.unregister("ref_rows")
-        con.execute(
-            "INSERT INTO reference_files VALUES (?, ?, ?, ?, ?)", [name, sha, typed.height, run_id, datetime.now()]
-        )
         result.loaded.append(name)
     return result
+
+
+def load_reference_file(
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    name: str,
+    run_id: str,
+    validator: ContractValidator | None = None,
+    sha: str | None = None,
+) -> int:
+    """Check one reference list and put it in `ref_<name>` (replaced, or merged by key); rows taken."""
+    table = reference_tables()[name]
+    typed = read_reference(path, table, validator)
+    cols = ", ".join(f"CAST({ident(c.code)} AS {SQL_TYPES[c.type]}) AS {ident(c.code)}" for c in table.columns)
+    con.register("ref_rows", typed.to_arrow())
+    if table.merge and has_table(con, f"ref_{name}"):
+        keys = ", ".join(ident(k) for k in table.key)
+        con.execute(f"DELETE FROM ref_{name} WHERE ({keys}) IN (SELECT {keys} FROM ref_rows)")
+        con.execute(f"INSERT INTO ref_{name} SELECT {cols} FROM ref_rows")
+    else:
+        con.execute(f"CREATE OR REPLACE TABLE ref_{name} AS SELECT {cols} FROM ref_rows")
+    con.unregister("ref_rows")
+    con.execute(
+        "INSERT INTO reference_files VALUES (?, ?, ?, ?, ?)",
+        [name, sha or sha256_of(path), typed.height, run_id, datetime.now()],
+    )
+    return typed.height

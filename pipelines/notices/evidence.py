@@ -36,6 +36,9 @@ EVIDENCE_SQL = """
     SELECT e.*, s.psn_no, s.psn_name
     FROM (SELECT * FROM by_rule UNION ALL SELECT * FROM by_audit) e
     LEFT JOIN setl s ON s.fixmedins_code = e.fixmedins_code AND s.setl_id = e.setl_id
+    -- a visit already cited by a notice of another cycle is not cited again (nor once its audit confirms it)
+    WHERE NOT EXISTS (SELECT 1 FROM notice_lines n WHERE n.cycle <> ? AND n.fixmedins_code = e.fixmedins_code
+                      AND n.setl_id = e.setl_id)
     ORDER BY e.fixmedins_code, e.source, e.occurred_on, e.setl_id
 """
 NO_OUTCOMES = (
@@ -44,9 +47,9 @@ NO_OUTCOMES = (
 )
 
 
-def load_evidence(con: duckdb.DuckDBPyConnection, run_id: str, codes: list[str], cfg: dict) -> pl.DataFrame:
+def load_evidence(con: duckdb.DuckDBPyConnection, run_id: str, codes: list[str], cfg: dict, cycle: str) -> pl.DataFrame:
     outcomes = "ref_audit_outcomes" if has_table(con, "ref_audit_outcomes") else NO_OUTCOMES
-    ev = con.sql(EVIDENCE_SQL.format(outcomes=outcomes), params=[run_id, codes, codes]).pl()
+    ev = con.sql(EVIDENCE_SQL.format(outcomes=outcomes), params=[run_id, codes, codes, cycle]).pl()
     rules = {r.id: (r.basis, r.clause) for r in load_rules()}
     doc = cfg["document"]
     return ev.with_columns(

@@ -59,7 +59,8 @@ def run_notices(
         params=[draw_id],
     ).pl()
     codes = targets["fixmedins_code"].to_list()
-    evidence = load_evidence(con, run_id, codes, cfg)
+    cycle = con.execute("SELECT cycle FROM draws WHERE draw_id = ?", [draw_id]).fetchall()[0][0]
+    evidence = load_evidence(con, run_id, codes, cfg, cycle)
     institutions = _institutions(con, codes)
     groups: dict[int, list[tuple[str, str]]] = {}
     for g, name, cert in con.execute(
@@ -72,9 +73,8 @@ def run_notices(
         else {}
     )
     days = load_detector_config()["window"]["days"]
-    cycle = con.execute("SELECT cycle FROM draws WHERE draw_id = ?", [draw_id]).fetchall()[0][0]
     folder = out / "notices"
-    written, skipped, totals = [], [], {}
+    written, skipped, totals, issued = [], [], {}, {}
     for t in targets.iter_rows(named=True):
         code = t["fixmedins_code"]
         ev = evidence.filter(pl.col("fixmedins_code") == code)
@@ -94,13 +94,21 @@ def run_notices(
             selection=f"{REASON_ZH.get(t['selection_reason'], t['selection_reason'])}: {t['selection_detail']}",
             period=(as_of - timedelta(days=days - 1), as_of),
             inspection_date=audited.get(code),
-            draft_date=today or date.today(),
+            draft_date=today or as_of + timedelta(days=1),  # the morning after the night's data
         )
         ctx = compose(n, cfg)
         folder.mkdir(parents=True, exist_ok=True)
         written.append(render_docx(ctx, folder / f"{code}.docx"))
         _write_evidence_xlsx(ctx, folder / f"{code}_evidence.xlsx")
         totals[code] = ctx["total_amount"]
+        con.execute("DELETE FROM notice_lines WHERE cycle = ? AND fixmedins_code = ?", [cycle, code])
+        con.register("_lines", ev.select("setl_id", "source", "fen").to_arrow())
+        con.execute(
+            "INSERT INTO notice_lines SELECT ?, ?, ?, setl_id, source, fen, ? FROM _lines",
+            [cycle, ctx["doc_no"], code, run_id],
+        )
+        con.unregister("_lines")
+        issued[code] = {"doc_no": ctx["doc_no"], "total": ctx["total_fen"] / 100, "date": n.draft_date.isoformat()}
     pdfs, pdf_note = to_pdf(written)
     return {
         "notices": len(written),
@@ -109,4 +117,5 @@ def run_notices(
         "without_findings": len(codes) - len(written) - len(skipped),
         **({"skipped_unsafe_codes": skipped} if skipped else {}),
         "totals": totals,
+        "issued": issued,
     }

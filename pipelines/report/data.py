@@ -10,6 +10,8 @@ from datetime import date
 import duckdb
 import polars as pl
 
+from pipelines.cases.lifecycle import load as load_case_config
+from pipelines.cases.store import cases, rectifications
 from pipelines.targeting.outcomes import rates
 from pipelines.warehouse.schema import has_table
 
@@ -28,6 +30,10 @@ class ReportData:
     confirmation: pl.DataFrame
     estimates: pl.DataFrame
     draw: pl.DataFrame  # selection_reason, institutions
+    case_status: pl.DataFrame  # status, kind, cases, overdue
+    follow_up: pl.DataFrame  # rectification items overdue or failed
+    monthly: pl.DataFrame  # source_name, month, audited, confirmed, rate
+    review: pl.DataFrame  # rules confirmed too rarely: source_name, audited, rate
 
 
 def _names(con: duckdb.DuckDBPyConnection) -> str:
@@ -112,4 +118,47 @@ def load_report_data(
         "SELECT selection_reason, count(*) AS institutions FROM draw_targets WHERE draw_id = ? GROUP BY ALL",
         params=[draw_id],
     ).pl()
-    return ReportData(as_of, intake, weekly, top, mix, regions, complaints, rates(con), estimates, draw)
+    c = cases(con, as_of)
+    case_status = (
+        c.group_by("status", "kind")
+        .agg(pl.len().alias("cases"), pl.col("overdue").sum().alias("overdue"))
+        .sort("kind", "status")
+    )
+    follow_up = (
+        rectifications(con, as_of)
+        .filter(pl.col("follow_up"))
+        .join(con.sql(f"SELECT fixmedins_code, fixmedins_name FROM {names}").pl(), on="fixmedins_code", how="left")
+    )
+    monthly = (
+        con.sql(
+            """WITH f AS (SELECT DISTINCT fixmedins_code, setl_id, source_name FROM findings)
+               SELECT f.source_name, strftime(o.audited_on, '%Y-%m') AS month, count(*) AS audited,
+                      count(*) FILTER (o.finding = 'confirmed') AS confirmed
+               FROM ref_audit_outcomes o JOIN f USING (fixmedins_code, setl_id) GROUP BY ALL ORDER BY ALL"""
+        ).pl()
+        if has_table(con, "ref_audit_outcomes")
+        else pl.DataFrame(
+            schema={"source_name": pl.String, "month": pl.String, "audited": pl.Int64, "confirmed": pl.Int64}
+        )
+    ).with_columns(rate=(pl.col("confirmed") / pl.col("audited")).round(3))
+    learn = load_case_config()["learning"]
+    all_rates = rates(con)
+    review = all_rates.filter(
+        (pl.col("audited") >= learn["min_audited"]) & (pl.col("rate") < learn["review_below_rate"])
+    )
+    return ReportData(
+        as_of,
+        intake,
+        weekly,
+        top,
+        mix,
+        regions,
+        complaints,
+        all_rates,
+        estimates,
+        draw,
+        case_status,
+        follow_up,
+        monthly,
+        review,
+    )

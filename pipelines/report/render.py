@@ -141,6 +141,18 @@ def context(d: ReportData, summary: dict) -> dict:
         else {},
         "confidence": f"{est['confidence'][0]:.0%}" if est.height else "",
         "draw_text": draw_text,
+        "case_status": d.case_status.to_dicts(),
+        "follow_up": [
+            {
+                **r,
+                "name": _label(r["fixmedins_name"], r["fixmedins_code"]),
+                "due_on": str(r["due_on"]),
+                "why": "整改未通过" if r["status"] == "failed" else "逾期未报送整改报告",
+            }
+            for r in d.follow_up.iter_rows(named=True)
+        ],
+        "monthly": [{**r, "rate": f"{r['rate']:.0%}"} for r in d.monthly.iter_rows(named=True)],
+        "review": [{**r, "rate": f"{r['rate']:.0%}"} for r in d.review.iter_rows(named=True)],
     }
 
 

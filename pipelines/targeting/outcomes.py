@@ -16,7 +16,8 @@ OUTCOME_UNITS = """
            o.finding
     FROM ref_audit_outcomes o
     JOIN claim_samples c ON c.fixmedins_code = o.fixmedins_code AND c.setl_id = o.setl_id
-    JOIN draws d ON d.draw_id = c.draw_id AND d.status = 'current'
+    -- an outcome estimates the draw whose sample it audited: the current draw of a cycle, drawn before the audit
+    JOIN draws d ON d.draw_id = c.draw_id AND d.status = 'current' AND o.audited_on >= d.as_of
 """
 
 

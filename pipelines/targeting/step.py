@@ -14,6 +14,7 @@ import polars as pl
 
 from detectors.config import load as load_detector_config
 from pipelines import __version__
+from pipelines.cases.step import follow_up_targets
 from pipelines.targeting.claim_sample import draw_claim_sample, frame_sha256
 from pipelines.targeting.config import load as load_config
 from pipelines.targeting.cycle import cycle_of, previous_cycle
@@ -88,7 +89,7 @@ def gather_inputs(con: duckdb.DuckDBPyConnection, run_id: str, as_of: date, cfg:
     return DrawInputs(
         candidates=candidates,
         complaints=complaints,
-        follow_up=pl.DataFrame(schema=SCHEMAS["follow_up"]),  # from rectification follow-up, once it exists
+        follow_up=follow_up_targets(con, as_of).cast(SCHEMAS["follow_up"]).select(list(SCHEMAS["follow_up"])),
         inspectors=_frame(
             con, "ref_inspectors", "SELECT inspector_id, region FROM ref_inspectors", [], SCHEMAS["inspectors"]
         ),

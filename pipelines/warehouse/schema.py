@@ -85,6 +85,32 @@ CREATE TABLE IF NOT EXISTS overpayment_estimates (
     run_id VARCHAR, draw_id VARCHAR, fixmedins_code VARCHAR, audited INTEGER, confirmed INTEGER,
     observed DOUBLE, estimate DOUBLE, se DOUBLE, lower DOUBLE, upper DOUBLE, confidence DOUBLE
 );
+-- every evidence line a notice cited, so a later cycle's notice does not cite the same breach again
+CREATE TABLE IF NOT EXISTS notice_lines (
+    cycle VARCHAR, doc_no VARCHAR, fixmedins_code VARCHAR, setl_id VARCHAR, source VARCHAR, fen BIGINT, run_id VARCHAR
+);
+-- cases (线索): one per institution and cycle taken up from the findings, one per complaint; their history
+-- is append-only in case_events (status = the last event's to_status)
+CREATE TABLE IF NOT EXISTS cases (
+    case_id VARCHAR, kind VARCHAR, fixmedins_code VARCHAR, title VARCHAR, source_ref VARCHAR, draw_id VARCHAR,
+    amount DOUBLE, opened_on DATE, due_on DATE, run_id VARCHAR
+);
+CREATE TABLE IF NOT EXISTS case_events (
+    case_id VARCHAR, seq INTEGER, event_at TIMESTAMP, actor VARCHAR, from_status VARCHAR, to_status VARCHAR,
+    note VARCHAR
+);
+-- on-site verification of a case, recomputed from every audit outcome received (idempotent)
+CREATE TABLE IF NOT EXISTS case_outcomes (
+    case_id VARCHAR, audited INTEGER, confirmed INTEGER, confirmed_amount DOUBLE, last_audited_on DATE
+);
+-- rectification (整改): one item per notice, its deadline, and what the institution reported (append-only)
+CREATE TABLE IF NOT EXISTS rectifications (
+    rect_id VARCHAR, case_id VARCHAR, fixmedins_code VARCHAR, doc_no VARCHAR, opened_on DATE, due_on DATE,
+    run_id VARCHAR
+);
+CREATE TABLE IF NOT EXISTS rectification_events (
+    rect_id VARCHAR, event_at TIMESTAMP, actor VARCHAR, event VARCHAR, note VARCHAR
+);
 -- reference lists as last received (replaced whole), with the hash they were loaded from
 CREATE TABLE IF NOT EXISTS reference_files (
     name VARCHAR, sha256 VARCHAR, rows INTEGER, run_id VARCHAR, loaded_at TIMESTAMP

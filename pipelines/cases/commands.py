@@ -1,0 +1,170 @@
+"""`claimwatch cases …`: list and show cases, advance one, record a rectification, import audit outcomes.
+
+Reads open the warehouse read-only; writes go through the single-writer session, so a refused or failed
+command leaves the warehouse as it was.
+"""
+
+from __future__ import annotations
+
+import argparse
+import secrets
+from datetime import date, datetime
+from pathlib import Path
+
+import polars as pl
+
+from pipelines.cases.lifecycle import TransitionRefused, allowed
+from pipelines.cases.step import OUTCOMES_SQL, open_case_table
+from pipelines.cases.store import UnknownCase, advance, cases, record_rectification, status_of
+
+
+class CaseError(Exception):
+    """Something the user can fix; reported in one line."""
+
+
+def add_parser(sub, default_db: Path) -> None:
+    c = sub.add_parser("cases", help="case management: list, show, advance, rectification, import audit outcomes")
+    c.add_argument("--db", type=Path, default=default_db, help=f"warehouse file (default {default_db})")
+    cs = c.add_subparsers(dest="action", required=True)
+    ls = cs.add_parser("list", help="cases with their status (open ones unless --all)")
+    ls.add_argument("--institution", default=None)
+    ls.add_argument("--status", default=None, help="e.g. 初审")
+    ls.add_argument("--inspector", default=None, help="inspector id or name")
+    ls.add_argument("--overdue", action="store_true")
+    ls.add_argument("--all", action="store_true", help="closed cases too")
+    ls.add_argument(
+        "--as-of", type=date.fromisoformat, default=None, help="judge deadlines on this day (default today)"
+    )
+    sh = cs.add_parser("show", help="one case and its history")
+    sh.add_argument("case_id")
+    adv = cs.add_parser("advance", help="move a case to its next status")
+    adv.add_argument("case_id")
+    adv.add_argument("--to", required=True, help="the new status, e.g. 复审")
+    adv.add_argument("--by", required=True, help="who decides")
+    adv.add_argument("--note", required=True, help="why")
+    rc = cs.add_parser("rectification", help="record an institution's rectification report or its assessment")
+    rc.add_argument("rect_id")
+    rc.add_argument("--event", required=True, choices=["report_received", "accepted", "failed"])
+    rc.add_argument("--by", required=True)
+    rc.add_argument("--note", default="")
+    im = cs.add_parser("import-outcomes", help="merge an audit_outcomes.csv (SPEC §1.4) into the warehouse")
+    im.add_argument("file", type=Path)
+
+
+def _read(db: Path):
+    from pipelines.warehouse.session import connect_readonly
+
+    try:
+        return connect_readonly(db)
+    except FileNotFoundError as e:
+        raise CaseError(str(e)) from None
+
+
+def _write(db: Path, fn) -> object:
+    import duckdb
+
+    from pipelines.warehouse.session import write_session
+
+    if not db.exists():
+        raise CaseError(f"no warehouse at {db}: run `claimwatch nightly` first")
+    with write_session(db) as stage:
+        con = duckdb.connect(str(stage))
+        try:
+            return fn(con)
+        finally:
+            con.close()
+
+
+def run(args: argparse.Namespace) -> None:
+    try:
+        {"list": _list, "show": _show, "advance": _advance, "rectification": _rect, "import-outcomes": _import}[
+            args.action
+        ](args)
+    except (TransitionRefused, UnknownCase, ValueError) as e:
+        raise CaseError(str(e).strip("'\"")) from None
+
+
+def _list(args) -> None:
+    con = _read(args.db)
+    as_of = args.as_of or date.today()
+    frame = open_case_table(con, as_of) if not args.all else cases(con, as_of)
+    con.close()
+    if args.institution:
+        frame = frame.filter(pl.col("fixmedins_code") == args.institution)
+    if args.status:
+        frame = frame.filter(pl.col("status") == args.status)
+    if args.overdue:
+        frame = frame.filter(pl.col("overdue"))
+    if args.inspector and "inspectors" in frame.columns:
+        frame = frame.filter(
+            pl.col("inspector_ids").list.contains(args.inspector) | pl.col("inspectors").str.contains(args.inspector)
+        )
+    if frame.is_empty():
+        print("no cases match")
+        return
+    for r in frame.iter_rows(named=True):
+        late = " 逾期" if r["overdue"] else ""
+        due = f" 期限{r['due_on']}" if r["due_on"] else ""
+        print(f"{r['case_id']:<28} {r['status']:<5} {r['fixmedins_code']:<14} {r['title']}{due}{late}")
+    print(f"{frame.height} case(s)")
+
+
+def _show(args) -> None:
+    con = _read(args.db)
+    try:
+        status = status_of(con, args.case_id)
+        case = con.sql("SELECT * FROM cases WHERE case_id = ?", params=[args.case_id]).pl().row(0, named=True)
+        events = con.execute(
+            "SELECT seq, event_at, actor, from_status, to_status, note FROM case_events WHERE case_id = ? ORDER BY seq",
+            [args.case_id],
+        ).fetchall()
+        outcome = con.execute(
+            "SELECT audited, confirmed, confirmed_amount, last_audited_on FROM case_outcomes WHERE case_id = ?",
+            [args.case_id],
+        ).fetchall()
+    finally:
+        con.close()
+    print(f"{case['case_id']}  {case['title']}  机构 {case['fixmedins_code']}  当前环节 {status}")
+    print(
+        f"  立案 {case['opened_on']}"
+        + (f"  期限 {case['due_on']}" if case["due_on"] else "")
+        + (f"  金额 {case['amount']:,.2f}" if case["amount"] is not None else "")
+    )
+    if outcome:
+        a, c, amt, last = outcome[0]
+        print(f"  现场核实: 核查{a}人次, 确认{c}人次, 确认金额{amt:,.2f}元 (最近 {last})")
+    for seq, at, actor, frm, to, note in events:
+        print(f"  {seq}. {at:%Y-%m-%d %H:%M} {actor}: {frm or '—'} → {to}  {note or ''}")
+    if nxt := allowed(status):
+        print(f"  next: {'、'.join(nxt)}")
+
+
+def _advance(args) -> None:
+    before = _write(args.db, lambda con: advance(con, args.case_id, args.to, args.by, args.note))
+    print(f"{args.case_id}: {before} → {args.to} ({args.by}: {args.note})")
+
+
+def _rect(args) -> None:
+    _write(args.db, lambda con: record_rectification(con, args.rect_id, args.event, args.by, args.note))
+    print(f"{args.rect_id}: {args.event} recorded ({args.by})")
+
+
+def _import(args) -> None:
+    from pipelines.ingest.reader import FileRejected
+    from pipelines.ingest.reference import load_reference_file
+
+    if not args.file.is_file():
+        raise CaseError(f"file not found: {args.file}")
+    run_id = f"{datetime.now():%Y%m%dT%H%M%S}-{secrets.token_hex(3)}-import"
+
+    def work(con):
+        try:
+            n = load_reference_file(con, args.file, "audit_outcomes", run_id)
+        except FileRejected as e:
+            raise CaseError(f"{args.file}: {e.rule}: {e.message}") from None
+        con.execute(OUTCOMES_SQL)
+        total = con.execute("SELECT count(*) FROM ref_audit_outcomes").fetchall()[0][0]
+        return n, total
+
+    n, total = _write(args.db, work)
+    print(f"{args.file}: {n} outcome rows merged; the warehouse holds {total} audit outcomes")

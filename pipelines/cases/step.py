@@ -1,0 +1,192 @@
+"""The cases step of the nightly run: open a case per complaint and per institution with a notice (never
+twice), a rectification item per notice, recompute what on-site audits verified, and write `cases.xlsx`
+with every open case and the inspectors it belongs to."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from pipelines.cases.deadlines import deadline
+from pipelines.cases.lifecycle import load as load_config
+from pipelines.cases.store import cases, open_case, open_rectification, rectifications
+from pipelines.notices.config import load as load_notice_config
+from pipelines.outputs.xlsx import Workbook
+from pipelines.warehouse.schema import has_table
+
+OUTCOMES_SQL = """
+    DELETE FROM case_outcomes;
+    INSERT INTO case_outcomes
+    WITH m AS (
+        SELECT c.case_id, o.* FROM cases c
+        JOIN claim_samples s ON s.draw_id = c.draw_id AND s.fixmedins_code = c.fixmedins_code
+        JOIN ref_audit_outcomes o ON o.fixmedins_code = s.fixmedins_code AND o.setl_id = s.setl_id
+        WHERE c.kind = 'finding'
+        UNION ALL
+        SELECT c.case_id, o.* FROM cases c
+        JOIN ref_audit_outcomes o ON o.fixmedins_code = c.fixmedins_code AND o.audited_on >= c.opened_on
+        WHERE c.kind = 'complaint')
+    SELECT case_id, count(*), count(*) FILTER (finding = 'confirmed'),
+           round(coalesce(sum(CAST(overpaid_amt AS DOUBLE)) FILTER (finding = 'confirmed'), 0), 2), max(audited_on)
+    FROM m GROUP BY case_id
+"""
+
+
+def open_cases(
+    con: duckdb.DuckDBPyConnection, run_id: str, as_of: date, draw_id: str | None, notices: dict
+) -> tuple[int, int]:
+    """(cases opened, rectification items opened) by this run."""
+    cfg = load_config()
+    opened = rects = 0
+    on_list = (
+        {c for (c,) in con.execute("SELECT fixmedins_code FROM draw_targets WHERE draw_id = ?", [draw_id]).fetchall()}
+        if draw_id
+        else set()
+    )
+    if has_table(con, "ref_complaints"):
+        for cid, received, code, channel in con.execute(
+            "SELECT complaint_id, received_date, fixmedins_code, channel FROM ref_complaints WHERE received_date <= ?",
+            [as_of],
+        ).fetchall():
+            due = deadline(received, cfg["deadlines"]["complaint_days"], cfg)
+            opened += open_case(
+                con,
+                f"TS-{cid}",
+                "complaint",
+                code,
+                f"举报投诉({channel or '未注明渠道'})",
+                cid,
+                draw_id if code in on_list else None,
+                None,
+                received,
+                due,
+                run_id,
+            )
+    rectify_days = load_notice_config()["document"]["rectify_days"]
+    cycle = con.execute("SELECT cycle FROM draws WHERE draw_id = ?", [draw_id]).fetchall()[0][0] if draw_id else None
+    for code, n in sorted(notices.get("issued", {}).items()):
+        case_id = f"XS-{cycle}-{code}"
+        issued = date.fromisoformat(n["date"])
+        opened += open_case(
+            con,
+            case_id,
+            "finding",
+            code,
+            f"违约通知 {n['doc_no']}",
+            n["doc_no"],
+            draw_id,
+            n["total"],
+            issued,
+            None,
+            run_id,
+        )
+        rects += open_rectification(
+            con, f"ZG-{cycle}-{code}", case_id, code, n["doc_no"], issued, deadline(issued, rectify_days, cfg), run_id
+        )
+    if has_table(con, "ref_audit_outcomes"):
+        con.execute(OUTCOMES_SQL)
+    return opened, rects
+
+
+def open_case_table(con: duckdb.DuckDBPyConnection, as_of: date) -> pl.DataFrame:
+    """Open cases with their verification and the inspectors of their institution's group in the case's draw."""
+    names = (
+        "ref_institutions"
+        if has_table(con, "ref_institutions")
+        else ("(SELECT NULL::VARCHAR AS fixmedins_code, NULL::VARCHAR AS fixmedins_name)")
+    )
+    c = cases(con, as_of).filter(~pl.col("closed"))
+    extra = con.sql(
+        f"""SELECT c.case_id, i.fixmedins_name, t.inspection_group,
+                   string_agg(g.inspector_name, '、' ORDER BY g.inspector_id) AS inspectors,
+                   list(g.inspector_id ORDER BY g.inspector_id) AS inspector_ids,
+                   any_value(o.audited) AS audited, any_value(o.confirmed) AS confirmed,
+                   any_value(o.confirmed_amount) AS confirmed_amount
+            FROM cases c LEFT JOIN {names} i USING (fixmedins_code)
+            LEFT JOIN draw_targets t ON t.draw_id = c.draw_id AND t.fixmedins_code = c.fixmedins_code
+            LEFT JOIN draw_groups g ON g.draw_id = c.draw_id AND g.inspection_group = t.inspection_group
+            LEFT JOIN case_outcomes o USING (case_id)
+            GROUP BY c.case_id, i.fixmedins_name, t.inspection_group"""
+    ).pl()
+    return c.join(extra, on="case_id", how="left")
+
+
+CASE_ZH = {
+    "case_id": "案件编号",
+    "kind_zh": "类型",
+    "fixmedins_code": "机构编码",
+    "fixmedins_name": "机构名称",
+    "title": "线索",
+    "status": "当前环节",
+    "opened_on": "立案日期",
+    "due_on": "办结期限",
+    "overdue_zh": "逾期",
+    "amount": "涉及金额(元)",
+    "audited": "核查人次",
+    "confirmed": "确认人次",
+    "confirmed_amount": "确认金额(元)",
+    "inspection_group": "检查组",
+    "inspectors": "检查人员",
+    "status_note": "最近处理",
+}
+
+
+def write_cases_xlsx(con: duckdb.DuckDBPyConnection, as_of: date, out: Path) -> int:
+    frame = open_case_table(con, as_of).with_columns(
+        kind_zh=pl.col("kind").replace_strict({"finding": "数据疑点", "complaint": "举报投诉"}, default="其他"),
+        overdue_zh=pl.when(pl.col("overdue")).then(pl.lit("是")).otherwise(pl.lit("")),
+        opened_on=pl.col("opened_on").cast(pl.String),
+        due_on=pl.col("due_on").cast(pl.String),
+    )
+    shown = frame.select([pl.col(k).alias(v) for k, v in CASE_ZH.items()])
+    with Workbook(out / "cases.xlsx") as book:
+        book.sheet("未结案件").title(f"未结案件 — 截至{as_of}").table(shown, main=True)
+        people = con.sql("SELECT DISTINCT inspector_id, inspector_name FROM draw_groups ORDER BY inspector_id").pl()
+        for pid, name in people.iter_rows():
+            mine = frame.filter(pl.col("inspector_ids").list.contains(pid))
+            if mine.height:
+                book.sheet(f"{name}({pid})").title(f"{name} 的未结案件").table(
+                    mine.select([pl.col(k).alias(v) for k, v in CASE_ZH.items()]), main=True
+                )
+    return frame.height
+
+
+def run_cases(
+    con: duckdb.DuckDBPyConnection, run_id: str, as_of: date, draw_id: str | None, notices: dict, out: Path
+) -> dict:
+    opened, rects = open_cases(con, run_id, as_of, draw_id, notices)
+    open_count = write_cases_xlsx(con, as_of, out)
+    c = cases(con, as_of)
+    r = rectifications(con, as_of)
+    return {
+        "opened": opened,
+        "open": open_count,
+        "overdue": int(c["overdue"].sum()),
+        "by_status": {s: n for s, n in c.group_by("status").len().sort("status").iter_rows()},
+        "rectifications_opened": rects,
+        "rectifications_follow_up": int(r["follow_up"].sum()),
+    }
+
+
+def follow_up_targets(con: duckdb.DuckDBPyConnection, as_of: date) -> pl.DataFrame:
+    """Institutions whose rectification failed, or whose deadline passed with nothing received."""
+    r = rectifications(con, as_of).filter(pl.col("follow_up"))
+    return (
+        r.group_by("fixmedins_code")
+        .agg(
+            pl.format(
+                "整改跟踪: {}(期限{}){}",
+                "doc_no",
+                pl.col("due_on").cast(pl.String),
+                pl.when(pl.col("status") == "failed")
+                .then(pl.lit("整改未通过"))
+                .otherwise(pl.lit("逾期未报送整改报告")),
+            )
+            .str.join("; ")
+            .alias("detail")
+        )
+        .sort("fixmedins_code")
+    )

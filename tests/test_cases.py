@@ -1,0 +1,95 @@
+"""Case management: the procedure's transitions, deadlines, idempotent outcome import, confirmed rates and
+the repeat-offender uplift on hand examples, and cases through two nights."""
+
+from __future__ import annotations
+
+from datetime import date
+from itertools import pairwise
+
+import duckdb
+import polars as pl
+import pytest
+
+from detectors.scoring import repeat_offender_uplift
+from pipelines.cases.deadlines import add_days, deadline
+from pipelines.cases.lifecycle import START, TERMINAL, TransitionRefused, check, load
+from pipelines.cases.store import advance, cases, open_case, open_rectification, record_rectification, rectifications
+from pipelines.warehouse.schema import create_all
+
+CFG = load()
+ALL = sorted(set(CFG["transitions"]) | set(TERMINAL))
+ALLOWED = [(s, t) for s, ts in CFG["transitions"].items() for t in ts]
+REFUSED = [(s, t) for s in ALL for t in ALL if (s, t) not in ALLOWED]
+
+
+@pytest.mark.parametrize(("src", "to"), ALLOWED)
+def test_every_allowed_transition(src, to):
+    check(src, to)
+
+
+@pytest.mark.parametrize(("src", "to"), REFUSED)
+def test_every_other_transition_is_refused_with_the_allowed_ones_named(src, to):
+    with pytest.raises(TransitionRefused) as e:
+        check(src, to)
+    msg = str(e.value)
+    assert ("closed" in msg) if src in TERMINAL else all(t in msg for t in CFG["transitions"][src])
+
+
+def test_the_full_procedure_reaches_closure():
+    path = [START, "复审", "申诉", "调查核实", "处理", "结案"]
+    for a, b in pairwise(path):
+        check(a, b)
+
+
+def test_deadlines_calendar_and_working_days():
+    fri = date(2026, 10, 30)
+    assert add_days(fri, 30) == date(2026, 11, 29)  # weekends are not special unless configured
+    assert add_days(fri, 5, working_days=True) == date(2026, 11, 6)
+    assert add_days(fri, 5, working_days=True, holidays=frozenset({date(2026, 11, 2)})) == date(2026, 11, 9)
+    assert deadline(date(2026, 10, 6), 30, CFG) == date(2026, 11, 5)  # a complaint received 10-06
+
+
+@pytest.fixture
+def con():
+    c = duckdb.connect()
+    create_all(c)
+    yield c
+    c.close()
+
+
+def test_complaint_case_is_overdue_until_checked(con):
+    assert open_case(con, "TS-1", "complaint", "H1", "举报", "1", None, None, date(2026, 10, 6), date(2026, 11, 5), "r")
+    assert not open_case(
+        con, "TS-1", "complaint", "H1", "举报", "1", None, None, date(2026, 10, 6), date(2026, 11, 5), "r"
+    )  # never twice
+    assert not cases(con, date(2026, 11, 5))["overdue"][0]
+    assert cases(con, date(2026, 11, 6))["overdue"][0]
+    advance(con, "TS-1", "复审", "张三", "材料齐全")
+    advance(con, "TS-1", "调查核实", "张三", "现场核查")
+    assert not cases(con, date(2026, 11, 6))["overdue"][0]
+    with pytest.raises(TransitionRefused):
+        advance(con, "TS-1", "结案", "张三", "跳过处理")
+    ev = con.execute("SELECT seq, actor, from_status, to_status FROM case_events ORDER BY seq").fetchall()
+    assert ev == [(1, "claimwatch", None, "初审"), (2, "张三", "初审", "复审"), (3, "张三", "复审", "调查核实")]
+    with pytest.raises(ValueError, match="who"):
+        advance(con, "TS-1", "处理", " ", "x")
+
+
+def test_rectification_follow_up(con):
+    open_rectification(con, "ZG-1", "XS-1", "H1", "文号1", date(2026, 11, 1), date(2026, 12, 1), "r")
+    open_rectification(con, "ZG-2", "XS-2", "H2", "文号2", date(2026, 11, 1), date(2026, 12, 1), "r")
+    open_rectification(con, "ZG-3", "XS-3", "H3", "文号3", date(2026, 11, 1), date(2026, 12, 1), "r")
+    record_rectification(con, "ZG-2", "report_received", "李四", "按期报送")
+    record_rectification(con, "ZG-3", "failed", "李四", "整改不到位")
+    r = rectifications(con, date(2026, 12, 1)).select("rect_id", "status", "follow_up").rows()
+    assert r == [("ZG-1", "open", False), ("ZG-2", "report_received", False), ("ZG-3", "failed", True)]
+    r = rectifications(con, date(2026, 12, 2)).select("rect_id", "follow_up").rows()
+    assert r == [("ZG-1", True), ("ZG-2", False), ("ZG-3", True)]
+
+
+def test_repeat_offender_uplift_on_a_hand_example():
+    inst = pl.DataFrame({"fixmedins_code": ["A", "B"], "risk_score": [50.0, 95.0], "top_reasons": ["x", "y"]})
+    hist = pl.DataFrame({"fixmedins_code": ["B"], "confirmed": [3], "last_audited": [date(2026, 11, 14)]})
+    cfg = {"scoring": {"repeat_offender_points": 10.0}}
+    out = repeat_offender_uplift(inst, hist, cfg)
+    assert out.rows() == [("B", 100.0, "y; 既往现场核实确认违规3人次(最近2026-11-14), 风险加10分"), ("A", 50.0, "x")]
