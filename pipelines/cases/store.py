@@ -121,7 +121,8 @@ def rectifications(con: duckdb.DuckDBPyConnection, as_of: date) -> pl.DataFrame:
     frame = con.sql(RECT_SQL).pl()
     return (
         frame.with_columns(
-            overdue=(pl.col("due_on") < as_of) & pl.col("status").is_in(["open", "report_received"]),
+            # a report received (even late) awaits assessment: only silence past the deadline is overdue
+        overdue=(pl.col("due_on") < as_of) & (pl.col("status") == "open"),
         )
         .with_columns(follow_up=pl.col("overdue") | (pl.col("status") == "failed"))
         .sort("rect_id")

@@ -93,12 +93,19 @@ def weekly(frame: pl.DataFrame) -> bytes:
 
 def top_institutions(frame: pl.DataFrame) -> bytes:
     """Risk score of the top institutions. `frame`: label, risk_score (highest first)."""
+    return _ranked(
+        frame["label"].to_list(), frame["risk_score"].to_list(), "风险评分最高的机构", "风险评分(0-100)", "#1f4e79"
+    )
+
+
+def _ranked(labels: list[str], values: list[float], title: str, xlabel: str, color: str) -> bytes:
+    """Horizontal bars on a 0-100 scale, the first label on top."""
     fig, ax = _figure()
-    fig.set_size_inches(7.2, 0.35 * frame.height + 1.2)
-    ax.barh(frame["label"].to_list()[::-1], frame["risk_score"].to_list()[::-1], color="#1f4e79")
+    fig.set_size_inches(7.2, 0.33 * len(labels) + 1.2)
+    ax.barh(labels[::-1], values[::-1], color=color)
     ax.set_xlim(0, 100)
-    ax.set_xlabel("风险评分(0-100)")
-    ax.set_title("风险评分最高的机构")
+    ax.set_xlabel(xlabel)
+    ax.set_title(title)
     ax.grid(axis="x")
     ax.grid(axis="y", visible=False)
     return _png(fig)
@@ -137,13 +144,7 @@ def by_region(frame: pl.DataFrame) -> bytes:
 
 def confirmation(frame: pl.DataFrame) -> bytes:
     """Share of audited flags confirmed on site, per detector/rule. `frame`: source_name, rate, audited."""
-    fig, ax = _figure()
-    fig.set_size_inches(7.2, 0.32 * frame.height + 1.2)
-    labels = [f"{n}(核查{a})" for n, a in zip(frame["source_name"], frame["audited"], strict=True)][::-1]
-    ax.barh(labels, (frame["rate"] * 100).to_list()[::-1], color="#4f9a94")
-    ax.set_xlim(0, 100)
-    ax.set_xlabel("现场核实确认率(%)")
-    ax.set_title("各规则/模型疑点的核实确认率")
-    ax.grid(axis="x")
-    ax.grid(axis="y", visible=False)
-    return _png(fig)
+    labels = [f"{n}(核查{a})" for n, a in zip(frame["source_name"], frame["audited"], strict=True)]
+    return _ranked(
+        labels, (frame["rate"] * 100).to_list(), "各规则/模型疑点的核实确认率", "现场核实确认率(%)", "#4f9a94"
+    )

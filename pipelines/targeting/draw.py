@@ -96,15 +96,19 @@ def _regions(codes: pl.DataFrame, candidates: pl.DataFrame) -> pl.DataFrame:
 
 def make_draw(inputs: DrawInputs, cfg: dict, seed: int) -> DrawResult:
     targets = select_targets(inputs.candidates, inputs.complaints, inputs.follow_up, cfg, stream(seed, STREAM_SELECT))
-    assignment = assign_groups(
+    return DrawResult(targets, _assign(targets, inputs, cfg, stream(seed, STREAM_ASSIGN)))
+
+
+def _assign(targets: pl.DataFrame, inputs: DrawInputs, cfg: dict, rng: np.random.Generator, **fixed) -> Assignment:
+    return assign_groups(
         _regions(targets, inputs.candidates),
         inputs.inspectors,
         inputs.conflicts,
         inputs.last_cycle,
         cfg["inspectors"],
-        stream(seed, STREAM_ASSIGN),
+        rng,
+        **fixed,
     )
-    return DrawResult(targets, assignment)
 
 
 def amend_draw(
@@ -127,14 +131,7 @@ def amend_draw(
         stream(seed, STREAM_AMEND, version),
     )
     added = added.with_columns(rank=pl.col("rank") + base_targets.height)
-    assignment = assign_groups(
-        _regions(added, inputs.candidates),
-        inputs.inspectors,
-        inputs.conflicts,
-        inputs.last_cycle,
-        cfg["inspectors"],
-        stream(seed, STREAM_AMEND, version),
-        fixed_groups=base_groups,
-        fixed_load=base_load,
+    assignment = _assign(
+        added, inputs, cfg, stream(seed, STREAM_AMEND, version), fixed_groups=base_groups, fixed_load=base_load
     )
     return DrawResult(added, assignment)

@@ -51,6 +51,16 @@ def table(doc, headers: list[str], row: list[str], widths: list[float], loop: st
     return t
 
 
+def kv_table(doc, pairs: list[tuple[str, str]], widths: list[float], size: float) -> None:
+    """A two-column label/value table (the institution block, the receipt)."""
+    t = doc.add_table(rows=len(pairs), cols=2)
+    t.style = "Table Grid"
+    for r, (k, v) in enumerate(pairs):
+        _font(t.cell(r, 0).paragraphs[0].add_run(k), BODY_FONT, size, True)
+        _font(t.cell(r, 1).paragraphs[0].add_run(v), BODY_FONT, size)
+    fix_widths(t, widths)
+
+
 def fix_widths(t, widths: list[float]) -> None:
     """Column widths Word and LibreOffice both keep: fixed layout, grid and every cell."""
     t.autofit = False
@@ -76,9 +86,8 @@ def build(path: Path) -> None:
     para(doc, "（草稿，经检查人员核实、签字并加盖印章后生效）", 10.5, align=WD_ALIGN_PARAGRAPH.CENTER)
 
     para(doc, "一、被检查单位", 14, True, font=TITLE_FONT)
-    t = doc.add_table(rows=6, cols=2)
-    t.style = "Table Grid"
-    for r, (k, v) in enumerate(
+    kv_table(
+        doc,
         [
             ("单位名称", "{{ name }}"),
             ("机构编码", "{{ code }}"),
@@ -86,11 +95,10 @@ def build(path: Path) -> None:
             ("法定代表人（负责人）", "{{ legal_rep }}"),
             ("服务协议", "{{ agreement }}（协议编号：{{ agreement_no }}）"),
             ("机构类别", "{{ kind }}"),
-        ]
-    ):
-        _font(t.cell(r, 0).paragraphs[0].add_run(k), BODY_FONT, 10.5, True)
-        _font(t.cell(r, 1).paragraphs[0].add_run(v), BODY_FONT, 10.5)
-    fix_widths(t, [4.2, 12])
+        ],
+        [4.2, 12],
+        10.5,
+    )
 
     para(doc, "二、检查情况", 14, True, font=TITLE_FONT)
     para(doc, "检查日期：{{ inspection_date }}　　检查依据：{{ agreement }}及{{ regulation }}", indent=True)
@@ -176,9 +184,8 @@ def build(path: Path) -> None:
     # 送达回证 (receipt) on its own page
     doc.add_paragraph().add_run().add_break(WD_BREAK.PAGE)
     para(doc, "送 达 回 证", 20, True, WD_ALIGN_PARAGRAPH.CENTER, font=TITLE_FONT)
-    t = doc.add_table(rows=8, cols=2)
-    t.style = "Table Grid"
-    for r, (k, v) in enumerate(
+    kv_table(
+        doc,
         [
             ("送达文书名称及文号", "现场监督检查违约通知单 {{ doc_no }}"),
             ("受送达单位", "{{ name }}（{{ code }}）"),
@@ -191,11 +198,10 @@ def build(path: Path) -> None:
             ),
             ("送达人（签字）", "\n　　　　　　　　　　　　　　　年　　月　　日"),
             ("备注", ""),
-        ]
-    ):
-        _font(t.cell(r, 0).paragraphs[0].add_run(k), BODY_FONT, 12, True)
-        _font(t.cell(r, 1).paragraphs[0].add_run(v), BODY_FONT, 12)
-    fix_widths(t, [4.5, 11.7])
+        ],
+        [4.5, 11.7],
+        12,
+    )
 
     # appendix: every evidence line
     doc.add_paragraph().add_run().add_break(WD_BREAK.PAGE)

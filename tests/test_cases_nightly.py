@@ -1,0 +1,68 @@
+"""Cases through the nightly run and the command line: opened once, advanced with a clear refusal on a
+wrong step, outcomes imported idempotently, overdue rectification bringing the institution back."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import duckdb
+import polars as pl
+import pytest
+
+from pipelines.nightly import NightlyParams, run_nightly
+from pipelines.synth.audits import audit_outcomes
+from tests.test_cli import cli
+
+pytestmark = pytest.mark.slow
+
+
+def test_cases_cycle_through_two_nights_and_the_commands(inbox_copy, tmp_path):
+    db = tmp_path / "w.duckdb"
+    s1 = run_nightly(NightlyParams(inbox_copy, db, tmp_path / "n1", seed=3))
+    s1b = run_nightly(NightlyParams(inbox_copy, db, tmp_path / "n1b", seed=3))
+    assert s1["cases"]["opened"] > 0 and s1b["cases"]["opened"] == 0  # a re-run never duplicates a case
+    con = duckdb.connect(str(db), read_only=True)
+    n_cases, n_dupes = con.execute("SELECT count(*), count(*) - count(DISTINCT case_id) FROM cases").fetchall()[0]
+    rect = con.execute("SELECT rect_id, fixmedins_code FROM rectifications ORDER BY rect_id").fetchall()
+    finding_case = con.execute("SELECT case_id FROM cases WHERE kind = 'finding' ORDER BY case_id").fetchall()[0][0]
+    con.close()
+    assert n_cases == s1["cases"]["open"] and n_dupes == 0 and rect
+    assert (tmp_path / "n1" / "cases.xlsx").is_file()
+
+    r = cli("cases", "--db", str(db), "advance", finding_case, "--to", "结案", "--by", "王明", "--note", "直接结案")
+    assert r.returncode == 2 and "allowed from 初审" in r.stderr and r.stderr.count("\n") == 1
+    r = cli("cases", "--db", str(db), "advance", finding_case, "--to", "复审", "--by", "王明", "--note", "疑点清楚")
+    assert r.returncode == 0, r.stderr
+    r = cli("cases", "--db", str(db), "show", finding_case)
+    assert "初审 → 复审" in r.stdout and "王明" in r.stdout
+    r = cli("cases", "--db", str(db), "list", "--status", "复审", "--as-of", "2026-11-01")
+    assert finding_case in r.stdout and "1 case(s)" in r.stdout
+
+    # outcomes imported twice change nothing the second time
+    outcomes = audit_outcomes(
+        tmp_path / "n1" / "claim_samples.csv",
+        inbox_copy.parent / "inbox.truth" / "labels.csv",
+        date.fromisoformat(s1["as_of"]),
+    )
+    f = tmp_path / "audit_outcomes.csv"
+    outcomes.write_csv(f)
+    for _ in range(2):
+        r = cli("cases", "--db", str(db), "import-outcomes", str(f))
+        assert r.returncode == 0 and f"the warehouse holds {outcomes.height} audit outcomes" in r.stdout, r.stderr
+    con = duckdb.connect(str(db), read_only=True)
+    verified = con.execute("SELECT sum(audited), sum(confirmed) FROM case_outcomes").fetchall()[0]
+    con.close()
+    assert verified[0] > 0 and verified[1] == pytest.approx((outcomes["finding"] == "confirmed").sum(), abs=verified[0])
+
+    # one institution's rectification is accepted; the rest are overdue in the next cycle and come back
+    accepted = rect[0][0]
+    for event in ("report_received", "accepted"):
+        assert (
+            cli("cases", "--db", str(db), "rectification", accepted, "--event", event, "--by", "王明").returncode == 0
+        )
+    s2 = run_nightly(NightlyParams(inbox_copy, db, tmp_path / "n2", as_of=date(2026, 12, 5)))
+    listed = pl.read_csv(tmp_path / "n2" / "sampling_list.csv", infer_schema=False)
+    follow = set(listed.filter(pl.col("selection_reason") == "follow_up")["fixmedins_code"])
+    assert follow == {code for rid, code in rect if rid != accepted}
+    assert s2["cases"]["rectifications_follow_up"] == len(rect) - 1
+    assert "整改跟踪" in (tmp_path / "n2" / "report.html").read_text(encoding="utf-8")
