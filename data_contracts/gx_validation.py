@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,11 @@ from typing import Any
 import polars as pl
 
 INDEX = ["_fi", "_row"]
+
+
+def _import_gx() -> None:
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+    import great_expectations  # noqa: F401
 
 
 @dataclass(frozen=True)
@@ -37,6 +43,11 @@ class ContractValidator:
     _ctx: Any = None
     _runs: int = 0
     _suites: dict[str, Any] = field(default_factory=dict)
+
+    def warm_up(self) -> None:
+        """Import GX (about 5 s) on a background thread while the run reads its files; the first validation
+        waits for it through Python's import lock if it is not done yet."""
+        threading.Thread(target=_import_gx, name="gx-import", daemon=True).start()
 
     def _context(self):
         if self._ctx is None:

@@ -257,7 +257,7 @@ def cmd_demo(args) -> None:
         flush=True,
     )
     second = out / "output" / "night-2"
-    s = run_nightly_cli(inbox, db, second, night2, None, "none")
+    s = run_nightly_cli(inbox, db, second, night2, args.seed, "none")
     _print_summary(s, second, db)
 
 

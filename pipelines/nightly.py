@@ -204,6 +204,7 @@ def run_nightly(params: NightlyParams, runner: Runner = run_directly, progress: 
             ctx = RunContext(
                 params, run_id, stage, progress, validator=ContractValidator(docs_dir=params.out / "data_docs")
             )
+            ctx.validator.warm_up()
             for name, fn in STEPS:
                 progress.step(name)
                 t0 = time.perf_counter()

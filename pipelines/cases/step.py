@@ -22,9 +22,10 @@ OUTCOMES_SQL = """
     INSERT INTO case_outcomes
     WITH m AS (
         SELECT c.case_id, o.* FROM cases c
+        JOIN draws d ON d.draw_id = c.draw_id
         JOIN claim_samples s ON s.draw_id = c.draw_id AND s.fixmedins_code = c.fixmedins_code
         JOIN ref_audit_outcomes o ON o.fixmedins_code = s.fixmedins_code AND o.setl_id = s.setl_id
-        WHERE c.kind = 'finding'
+        WHERE c.kind = 'finding' AND o.audited_on >= d.as_of  -- audits of this draw's sample, not earlier ones
         UNION ALL
         SELECT c.case_id, o.* FROM cases c
         JOIN ref_audit_outcomes o ON o.fixmedins_code = c.fixmedins_code AND o.audited_on >= c.opened_on
