@@ -170,3 +170,19 @@ def test_selected_institution_without_breaches_gets_no_notice(small_night):
     for code in on_list_clean:
         assert not (out / "notices" / f"{code}.docx").exists()
     assert summary["notices"]["without_findings"] >= len(on_list_clean)
+
+
+def test_each_notice_has_a_pdf_in_a_cjk_font(small_night):
+    import shutil
+    import subprocess
+
+    _, summary, out = small_night
+    assert shutil.which("soffice") and shutil.which("pdftotext"), "setup.sh installs LibreOffice and poppler"
+    docs = sorted((out / "notices").glob("*.docx"))
+    assert summary["notices"]["pdf"] == len(docs) > 0
+    pdf = docs[0].with_suffix(".pdf")
+    text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    flat = "".join(text.split())
+    assert "现场监督检查违约通知单" in flat and "送达回证" in flat and "拒收情况记录" in flat
+    fonts = subprocess.run(["pdffonts", str(pdf)], capture_output=True, text=True, check=True).stdout
+    assert "CJK" in fonts or "Hei" in fonts or "Song" in fonts, fonts

@@ -122,7 +122,7 @@ def rectifications(con: duckdb.DuckDBPyConnection, as_of: date) -> pl.DataFrame:
     return (
         frame.with_columns(
             # a report received (even late) awaits assessment: only silence past the deadline is overdue
-        overdue=(pl.col("due_on") < as_of) & (pl.col("status") == "open"),
+            overdue=(pl.col("due_on") < as_of) & (pl.col("status") == "open"),
         )
         .with_columns(follow_up=pl.col("overdue") | (pl.col("status") == "failed"))
         .sort("rect_id")
