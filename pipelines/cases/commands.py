@@ -15,7 +15,7 @@ import polars as pl
 
 from pipelines.cases.lifecycle import TransitionRefused, allowed
 from pipelines.cases.step import OUTCOMES_SQL, open_case_table
-from pipelines.cases.store import UnknownCase, advance, cases, record_rectification, status_of
+from pipelines.cases.store import UnknownCase, advance, record_rectification, status_of
 
 
 class CaseError(Exception):
@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> None:
 def _list(args) -> None:
     con = _read(args.db)
     as_of = args.as_of or date.today()
-    frame = open_case_table(con, as_of) if not args.all else cases(con, as_of)
+    frame = open_case_table(con, as_of, closed_too=args.all)
     con.close()
     if args.institution:
         frame = frame.filter(pl.col("fixmedins_code") == args.institution)
@@ -95,7 +95,7 @@ def _list(args) -> None:
         frame = frame.filter(pl.col("status") == args.status)
     if args.overdue:
         frame = frame.filter(pl.col("overdue"))
-    if args.inspector and "inspectors" in frame.columns:
+    if args.inspector:
         frame = frame.filter(
             pl.col("inspector_ids").list.contains(args.inspector) | pl.col("inspectors").str.contains(args.inspector)
         )

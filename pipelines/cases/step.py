@@ -92,14 +92,16 @@ def open_cases(
     return opened, rects
 
 
-def open_case_table(con: duckdb.DuckDBPyConnection, as_of: date) -> pl.DataFrame:
-    """Open cases with their verification and the inspectors of their institution's group in the case's draw."""
+def open_case_table(con: duckdb.DuckDBPyConnection, as_of: date, closed_too: bool = False) -> pl.DataFrame:
+    """Open cases (all with `closed_too`) with their verification and their institution's group of inspectors."""
     names = (
         "ref_institutions"
         if has_table(con, "ref_institutions")
         else ("(SELECT NULL::VARCHAR AS fixmedins_code, NULL::VARCHAR AS fixmedins_name)")
     )
-    c = cases(con, as_of).filter(~pl.col("closed"))
+    c = cases(con, as_of)
+    if not closed_too:
+        c = c.filter(~pl.col("closed"))
     extra = con.sql(
         f"""SELECT c.case_id, i.fixmedins_name, t.inspection_group,
                    string_agg(g.inspector_name, '、' ORDER BY g.inspector_id) AS inspectors,
