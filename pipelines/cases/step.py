@@ -15,7 +15,7 @@ from pipelines.cases.lifecycle import load as load_config
 from pipelines.cases.store import cases, open_case, open_rectification, rectifications
 from pipelines.notices.config import load as load_notice_config
 from pipelines.outputs.xlsx import Workbook
-from pipelines.warehouse.schema import has_table
+from pipelines.warehouse.schema import has_table, ref_table
 
 OUTCOMES_SQL = """
     DELETE FROM case_outcomes;
@@ -94,11 +94,7 @@ def open_cases(
 
 def open_case_table(con: duckdb.DuckDBPyConnection, as_of: date, closed_too: bool = False) -> pl.DataFrame:
     """Open cases (all with `closed_too`) with their verification and their institution's group of inspectors."""
-    names = (
-        "ref_institutions"
-        if has_table(con, "ref_institutions")
-        else ("(SELECT NULL::VARCHAR AS fixmedins_code, NULL::VARCHAR AS fixmedins_name)")
-    )
+    names = ref_table(con, "institutions")
     c = cases(con, as_of)
     if not closed_too:
         c = c.filter(~pl.col("closed"))

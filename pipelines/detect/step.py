@@ -12,16 +12,14 @@ from detectors.config import load as load_config
 from pipelines.detect.run import Detection, detect
 from pipelines.detect.window import load_window
 from pipelines.outputs.safe_text import write_csv
-from pipelines.warehouse.schema import has_table
+from pipelines.warehouse.schema import has_table, insert_frame
 
 ANOMALY_COLUMNS = ["setl_id", "mdtrt_id", "fixmedins_code", "med_type", "score", "detectors", "reasons", "amount"]
 
 
 def store(con: duckdb.DuckDBPyConnection, run_id: str, as_of: date, d: Detection) -> None:
     f = d.findings.with_columns(run_id=pl.lit(run_id), as_of=pl.lit(as_of))
-    con.register("f", f.to_arrow())
-    con.execute("INSERT INTO findings BY NAME SELECT * FROM f")
-    con.unregister("f")
+    insert_frame(con, "findings", f)
     cols = [
         "fixmedins_code",
         "fixmedins_type",
@@ -36,9 +34,7 @@ def store(con: duckdb.DuckDBPyConnection, run_id: str, as_of: date, d: Detection
         "top_reasons",
     ]
     s = d.institutions.select(cols).with_columns(run_id=pl.lit(run_id), as_of=pl.lit(as_of))
-    con.register("s", s.to_arrow())
-    con.execute("INSERT INTO institution_scores BY NAME SELECT * FROM s")
-    con.unregister("s")
+    insert_frame(con, "institution_scores", s)
 
 
 def write_outputs(d: Detection, names: pl.DataFrame | None, out: Path) -> None:

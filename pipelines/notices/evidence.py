@@ -10,7 +10,7 @@ import polars as pl
 
 from detectors.rules.engine import load_rules
 from pipelines.outputs.safe_text import masked_name
-from pipelines.warehouse.schema import has_table
+from pipelines.warehouse.schema import ref_table
 
 # Rule violations stand unless the visit was audited on site; an audited visit is judged by the audit:
 # confirmed, it is one fact with the inspector's violation type and overpaid amount; not confirmed, it is dropped.
@@ -41,15 +41,12 @@ EVIDENCE_SQL = """
                       AND n.setl_id = e.setl_id)
     ORDER BY e.fixmedins_code, e.source, e.occurred_on, e.setl_id
 """
-NO_OUTCOMES = (
-    "(SELECT NULL::VARCHAR AS fixmedins_code, NULL::VARCHAR AS setl_id, NULL::DATE AS audited_on, "
-    "NULL::VARCHAR AS finding, NULL::VARCHAR AS violation_type, NULL::DECIMAL(14,2) AS overpaid_amt WHERE false)"
-)
 
 
 def load_evidence(con: duckdb.DuckDBPyConnection, run_id: str, codes: list[str], cfg: dict, cycle: str) -> pl.DataFrame:
-    outcomes = "ref_audit_outcomes" if has_table(con, "ref_audit_outcomes") else NO_OUTCOMES
-    ev = con.sql(EVIDENCE_SQL.format(outcomes=outcomes), params=[run_id, codes, codes, cycle]).pl()
+    ev = con.sql(
+        EVIDENCE_SQL.format(outcomes=ref_table(con, "audit_outcomes")), params=[run_id, codes, codes, cycle]
+    ).pl()
     rules = {r.id: (r.basis, r.clause) for r in load_rules()}
     doc = cfg["document"]
     return ev.with_columns(

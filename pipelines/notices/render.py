@@ -11,8 +11,7 @@ from pathlib import Path
 from docxtpl import DocxTemplate
 
 from pipelines.outputs.safe_text import private_file
-
-TEMPLATES = Path(__file__).resolve().parents[2] / "reports" / "templates"
+from pipelines.outputs.templates import TEMPLATES
 
 
 def template_path() -> Path:

@@ -18,7 +18,7 @@ from pipelines.notices.render import render_docx, to_pdf
 from pipelines.outputs.safe_text import file_stem
 from pipelines.outputs.xlsx import Workbook
 from pipelines.targeting.selection import REASON_ZH
-from pipelines.warehouse.schema import has_table
+from pipelines.warehouse.schema import has_table, insert_frame
 
 
 def _institutions(con: duckdb.DuckDBPyConnection, codes: list[str]) -> dict[str, dict]:
@@ -102,12 +102,13 @@ def run_notices(
         _write_evidence_xlsx(ctx, folder / f"{code}_evidence.xlsx")
         totals[code] = ctx["total_amount"]
         con.execute("DELETE FROM notice_lines WHERE cycle = ? AND fixmedins_code = ?", [cycle, code])
-        con.register("_lines", ev.select("setl_id", "source", "fen").to_arrow())
-        con.execute(
-            "INSERT INTO notice_lines SELECT ?, ?, ?, setl_id, source, fen, ? FROM _lines",
-            [cycle, ctx["doc_no"], code, run_id],
+        insert_frame(
+            con,
+            "notice_lines",
+            ev.select("setl_id", "source", "fen").with_columns(
+                cycle=pl.lit(cycle), doc_no=pl.lit(ctx["doc_no"]), fixmedins_code=pl.lit(code), run_id=pl.lit(run_id)
+            ),
         )
-        con.unregister("_lines")
         issued[code] = {"doc_no": ctx["doc_no"], "total": ctx["total_fen"] / 100, "date": n.draft_date.isoformat()}
     pdfs, pdf_note = to_pdf(written)
     return {

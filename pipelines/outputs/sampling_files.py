@@ -15,7 +15,7 @@ import polars as pl
 from pipelines.outputs.safe_text import masked_name, write_csv
 from pipelines.outputs.xlsx import Workbook
 from pipelines.targeting.selection import REASON_ZH
-from pipelines.warehouse.schema import has_table
+from pipelines.warehouse.schema import ref_table
 
 LIST_ZH = {
     "rank": "序号",
@@ -50,11 +50,7 @@ SAMPLE_ZH = {
 
 
 def sampling_list(con: duckdb.DuckDBPyConnection, draw_id: str) -> pl.DataFrame:
-    inst = (
-        "ref_institutions"
-        if has_table(con, "ref_institutions")
-        else ("(SELECT NULL AS fixmedins_code, NULL AS fixmedins_name, NULL AS fixmedins_type, NULL AS region)")
-    )
+    inst = ref_table(con, "institutions")
     return con.sql(
         f"""WITH g AS (
               SELECT inspection_group, string_agg(inspector_name || '(' || cert_no || ')', '; '

@@ -15,7 +15,9 @@ import polars as pl
 from matplotlib import font_manager
 from matplotlib.ft2font import FT2Font
 
-STYLE = Path(__file__).resolve().parents[2] / "reports" / "templates" / "charts.mplstyle"
+from pipelines.outputs.templates import TEMPLATES
+
+STYLE = TEMPLATES / "charts.mplstyle"
 CJK_FAMILIES = [
     "Noto Sans CJK SC",
     "Noto Sans CJK JP",

@@ -13,7 +13,7 @@ import polars as pl
 from pipelines.cases.lifecycle import load as load_case_config
 from pipelines.cases.store import cases, rectifications
 from pipelines.targeting.outcomes import rates
-from pipelines.warehouse.schema import has_table
+from pipelines.warehouse.schema import has_table, ref_table
 
 KIND = "CASE {col} WHEN '2' THEN '定点零售药店' ELSE '定点医疗机构' END"
 
@@ -36,18 +36,10 @@ class ReportData:
     review: pl.DataFrame  # rules confirmed too rarely: source_name, audited, rate
 
 
-def _names(con: duckdb.DuckDBPyConnection) -> str:
-    return (
-        "ref_institutions"
-        if has_table(con, "ref_institutions")
-        else "(SELECT NULL::VARCHAR AS fixmedins_code, NULL::VARCHAR AS fixmedins_name, NULL::VARCHAR AS region)"
-    )
-
-
 def load_report_data(
     con: duckdb.DuckDBPyConnection, run_id: str, as_of: date, draw_id: str | None, top_n: int = 10
 ) -> ReportData:
-    names = _names(con)
+    names = ref_table(con, "institutions")
     intake = con.sql(
         f"""SELECT * FROM (
            SELECT m.fixmedins_code, any_value(i.fixmedins_name) AS fixmedins_name, count(*) AS files,

@@ -12,11 +12,10 @@ import polars as pl
 
 from pipelines import __version__
 from pipelines.outputs.safe_text import private_file
+from pipelines.outputs.templates import TEMPLATES
 from pipelines.report import charts
 from pipelines.report.data import ReportData
 from pipelines.targeting.selection import REASON_ZH
-
-TEMPLATES = Path(__file__).resolve().parents[2] / "reports" / "templates"
 
 
 def _money(x: float | None) -> str:

@@ -8,7 +8,7 @@ import polars as pl
 
 from pipelines.targeting.config import load as load_config
 from pipelines.targeting.estimate import confirmation_rates, stratified_total
-from pipelines.warehouse.schema import has_table
+from pipelines.warehouse.schema import has_table, insert_frame
 
 OUTCOME_UNITS = """
     SELECT c.draw_id, c.fixmedins_code, c.setl_id, c.stratum, c.stratum_size,
@@ -71,9 +71,7 @@ def run_estimates(con: duckdb.DuckDBPyConnection, run_id: str) -> tuple[pl.DataF
         else pl.DataFrame(schema=ESTIMATE_SCHEMA)
     )
     if est.height:
-        con.register("_e", est.with_columns(run_id=pl.lit(run_id)).to_arrow())
-        con.execute("INSERT INTO overpayment_estimates BY NAME SELECT * FROM _e")
-        con.unregister("_e")
+        insert_frame(con, "overpayment_estimates", est.with_columns(run_id=pl.lit(run_id)))
     return est, rates(con)
 
 

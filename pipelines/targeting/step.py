@@ -29,7 +29,7 @@ from pipelines.targeting.draw import (
     sha256_text,
     stream,
 )
-from pipelines.warehouse.schema import has_table
+from pipelines.warehouse.schema import has_table, insert_frame, ref_table
 
 DRAW_SECTIONS = ("cycle", "selection", "inspectors", "claim_sample")
 
@@ -108,12 +108,6 @@ def current_draw(con: duckdb.DuckDBPyConnection, cycle: str) -> DrawRecord | Non
     return DrawRecord(*rows[0]) if rows else None
 
 
-def _insert(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> None:
-    con.register("_rows", frame.to_arrow())
-    con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _rows")
-    con.unregister("_rows")
-
-
 def _store(
     con: duckdb.DuckDBPyConnection,
     rec: DrawRecord,
@@ -154,25 +148,18 @@ def _store(
         "WHERE run_id = ?",
         params=[rec.run_id],
     ).pl()
-    _insert(con, "draw_targets", targets.join(scores, on="fixmedins_code", how="left"))
+    insert_frame(con, "draw_targets", targets.join(scores, on="fixmedins_code", how="left"))
     if a.groups:
         members = pl.DataFrame(
             [{"inspection_group": g, "inspector_id": i} for g, ids in sorted(a.groups.items()) for i in ids],
             schema={"inspection_group": pl.Int32, "inspector_id": pl.String},
         )
-        con.register("_m", members.to_arrow())
-        con.execute(
-            f"""INSERT INTO draw_groups BY NAME
-                SELECT ? AS draw_id, m.inspection_group, m.inspector_id, i.inspector_name, i.cert_no, i.region
-                FROM _m m LEFT JOIN {
-                "ref_inspectors"
-                if has_table(con, "ref_inspectors")
-                else "(SELECT NULL AS inspector_id, NULL AS inspector_name, NULL AS cert_no, NULL AS region)"
-            } i
-                USING (inspector_id)""",
-            [rec.draw_id],
+        named = members.join(
+            con.sql(f"SELECT inspector_id, inspector_name, cert_no, region FROM {ref_table(con, 'inspectors')}").pl(),
+            on="inspector_id",
+            how="left",
         )
-        con.unregister("_m")
+        insert_frame(con, "draw_groups", named.with_columns(draw_id=pl.lit(rec.draw_id)))
 
 
 def _sample_claims(con: duckdb.DuckDBPyConnection, rec: DrawRecord, codes: list[str], as_of: date, cfg: dict) -> int:
@@ -204,7 +191,7 @@ def _sample_claims(con: duckdb.DuckDBPyConnection, rec: DrawRecord, codes: list[
         )
     rows = pl.concat(parts) if parts else pl.DataFrame()
     if rows.height:
-        _insert(con, "claim_samples", rows)
+        insert_frame(con, "claim_samples", rows)
     return rows.height
 
 

@@ -7,8 +7,9 @@ contract change and the table it loads into cannot drift apart. Everything else 
 from __future__ import annotations
 
 import duckdb
+import polars as pl
 
-from data_contracts.contract import Table, upload_tables
+from data_contracts.contract import Table, reference_tables, upload_tables
 
 SQL_TYPES = {
     "text": "VARCHAR",
@@ -128,6 +129,24 @@ def has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     return (
         con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]).fetchall()[0][0] > 0
     )
+
+
+def insert_frame(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> None:
+    """Append a polars frame to `table`, matching columns by name."""
+    con.register("_frame", frame.to_arrow())
+    try:
+        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _frame")
+    finally:
+        con.unregister("_frame")
+
+
+def ref_table(con: duckdb.DuckDBPyConnection, name: str) -> str:
+    """`ref_<name>` for SQL text, or an empty relation of the same typed columns when the list never arrived
+    (any reference file may be absent, SPEC §1.4)."""
+    if has_table(con, f"ref_{name}"):
+        return f"ref_{name}"
+    cols = ", ".join(f"NULL::{SQL_TYPES[c.type]} AS {ident(c.code)}" for c in reference_tables()[name].columns)
+    return f"(SELECT {cols} WHERE false)"
 
 
 def create_all(con: duckdb.DuckDBPyConnection) -> None:
