@@ -8,6 +8,7 @@ warehouse and publishes it only when every step succeeded (`warehouse/session.py
 from __future__ import annotations
 
 import json
+import resource
 import secrets
 import time
 from collections.abc import Callable
@@ -68,12 +69,18 @@ class RunContext:
     notices: dict = field(default_factory=dict)
     cases: dict = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    peak_rss_mb: dict[str, int] = field(default_factory=dict)  # the process's peak so far, after each step
 
     def connect(self) -> duckdb.DuckDBPyConnection:
         return duckdb.connect(str(self.stage))
 
 
 Step = Callable[[RunContext], None]
+
+
+def peak_rss_mb() -> int:
+    """This process's peak resident memory so far (child processes such as LibreOffice not included)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
 
 
 def step_reference(ctx: RunContext) -> None:
@@ -175,6 +182,7 @@ def summary_of(ctx: RunContext, status: str, error: str | None = None) -> dict:
         "notices": {k: v for k, v in ctx.notices.items() if k != "issued"},
         "cases": ctx.cases,
         "timings_s": {k: round(v, 3) for k, v in ctx.timings.items()},
+        "peak_rss_mb": ctx.peak_rss_mb,
         "contract": {
             "warnings": ctx.warnings,
             "send_back_files": len(ctx.send_back),
@@ -210,6 +218,7 @@ def run_nightly(params: NightlyParams, runner: Runner = run_directly, progress: 
                 t0 = time.perf_counter()
                 runner(name, fn, ctx)
                 ctx.timings[name] = time.perf_counter() - t0
+                ctx.peak_rss_mb[name] = peak_rss_mb()
             summary = summary_of(ctx, "completed")
             with ctx.connect() as con:
                 con.execute(

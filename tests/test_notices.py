@@ -59,6 +59,21 @@ def test_facts_and_total_add_up_to_the_evidence_in_fen():
     assert compose(inputs(ev, "2"), load())["basis"][0]["clause"].startswith("《医疗保障定点零售药店服务协议》")
 
 
+def test_long_appendix_lists_the_largest_lines_and_points_to_the_workbook():
+    rows = [("DUP", "重复收费", f"S{i}", 100 + i) for i in range(10)]
+    cfg = load()
+    cfg["document"]["appendix_max_lines"] = 4
+    c = compose(inputs(evidence(rows)), cfg)
+    assert c["evidence_rows"] == 10 and len(c["evidence"]) == 10  # the workbook keeps every line
+    assert [e["amount"] for e in c["appendix"]] == ["1.06", "1.07", "1.08", "1.09"]
+    shown = {e["no"]: e["amount"] for e in c["appendix"]}
+    assert all(e["amount"] == shown[e["no"]] for e in c["evidence"] if e["no"] in shown)  # same 序号 as the workbook
+    assert "金额最大的 4 条" in c["appendix_note"] and "全部 10 条见《H1_evidence.xlsx》" in c["appendix_note"]
+    cfg["document"]["appendix_max_lines"] = 10
+    complete = compose(inputs(evidence(rows)), cfg)
+    assert len(complete["appendix"]) == 10 and complete["appendix_note"] == ""
+
+
 @pytest.mark.parametrize(
     ("fen", "penalty", "referred", "suspend"),
     [(500_000, "", False, False), (2_000_000, "20,000.00", False, False), (6_000_000, "120,000.00", True, True)],
@@ -144,17 +159,23 @@ def test_notice_totals_equal_the_evidence(small_night):
         facts = next(t for t in d.tables if t.rows[0].cells[1].text == "违约情形" and t.rows[0].cells[2].text == "人次")
         fact_total = sum(Decimal(r.cells[3].text.replace(",", "")) for r in facts.rows[1:])
         appendix = d.tables[-1]
-        lines = [Decimal(r.cells[6].text.replace(",", "")) for r in appendix.rows[1:]]
+        lines = {int(r.cells[0].text): Decimal(r.cells[6].text.replace(",", "")) for r in appendix.rows[1:]}
         text = docx_text(path)
         stated = Decimal(re.search(r"涉及医保基金 ([\d,]+\.\d\d) 元", text).group(1).replace(",", ""))
-        assert fact_total == stated == sum(lines), path.name
+        assert fact_total == stated, path.name
         assert summary["notices"]["totals"][path.stem] == f"{stated:,.2f}"
-        # the evidence workbook holds the same lines
+        # the evidence workbook holds every line; the Word appendix all of them or the largest, by the same 序号
         wb = load_workbook(path.with_name(f"{path.stem}_evidence.xlsx"))
         ws = wb.active
         header = next(i for i, r in enumerate(ws.iter_rows(values_only=True)) if r[0] == "序号")
-        amounts = [r[6] for r in list(ws.iter_rows(values_only=True))[header + 1 :] if r[0] is not None]
-        assert Decimal(str(round(sum(amounts), 2))) == stated
+        book = {r[0]: r[6] for r in list(ws.iter_rows(values_only=True))[header + 1 :] if r[0] is not None}
+        assert Decimal(str(round(sum(book.values()), 2))) == stated
+        assert all(Decimal(str(book[no])) == amount for no, amount in lines.items())
+        if len(lines) == len(book):
+            assert sum(lines.values()) == stated
+        else:
+            assert f"全部 {len(book)} 条见《{path.stem}_evidence.xlsx》" in text
+            assert min(lines.values()) >= sorted(map(Decimal, map(str, book.values())))[-len(lines)]
         # patients appear by psn_no and masked name only
         names = [r.cells[5].text for r in appendix.rows[1:]]
         assert all(re.fullmatch(r".\*", n) or n == "" for n in names)

@@ -6,7 +6,8 @@ inspection_date, inspectors, cert_numbers, draw_id, selection, period, regulatio
 amount, established_by, examples], total_visits, total_amount, total_amount_zh, basis[name, clause, basis],
 tier_text, measures, penalty_amount, repay_amount, repay_days, fund_account, referred, referral_reason,
 rectify_days, objection_days, appeal, contact, draft_date, evidence[no, name, setl_id, date, psn_no,
-psn_name, amount, reason], evidence_rows.
+psn_name, amount, reason], evidence_rows,
+appendix (the evidence lines the Word appendix lists), appendix_note.
 """
 
 from __future__ import annotations
@@ -170,9 +171,28 @@ def compose(n: NoticeInputs, cfg: dict) -> dict:
         "appeal": doc["appeal"],
         "contact": doc["contact"],
         "draft_date": f"{n.draft_date:%Y年%m月%d日}",
-        "evidence": [
+        "evidence": appendix(ev, inst["fixmedins_code"], ev.height)["appendix"],
+        "evidence_rows": ev.height,
+        **appendix(ev, inst["fixmedins_code"], doc["appendix_max_lines"]),
+    }
+
+
+def appendix(ev: pl.DataFrame, code: str, cap: int) -> dict:
+    """Which evidence lines the Word appendix lists: all of them up to `cap`, else the `cap` largest amounts in
+    their 序号 order (so they match the evidence workbook, which always holds every line). A notice of
+    hundreds of pages helps nobody and takes LibreOffice minutes to turn into PDF."""
+    numbered = ev.with_row_index("no", offset=1)
+    shown = numbered if numbered.height <= cap else numbered.top_k(cap, by=["fen", "no"], reverse=[False, True])
+    shown = shown.sort("no")
+    note = (
+        ""
+        if shown.height == ev.height
+        else f"本表列示金额最大的 {shown.height} 条（序号与电子明细表一致），全部 {ev.height} 条见《{code}_evidence.xlsx》。"
+    )
+    return {
+        "appendix": [
             {
-                "no": i,
+                "no": r["no"],
                 "name": r["source_name"],
                 "setl_id": r["setl_id"],
                 "date": f"{r['occurred_on']:%Y-%m-%d}",
@@ -181,7 +201,7 @@ def compose(n: NoticeInputs, cfg: dict) -> dict:
                 "amount": yuan(r["fen"]),
                 "reason": r["reason"],
             }
-            for i, r in enumerate(ev.iter_rows(named=True), start=1)
+            for r in shown.iter_rows(named=True)
         ],
-        "evidence_rows": ev.height,
+        "appendix_note": note,
     }

@@ -128,7 +128,7 @@ def build(path: Path) -> None:
     para(
         doc,
         "以上合计 {{ total_visits }} 人次，涉及医保基金 {{ total_amount }} 元（大写：{{ total_amount_zh }}）。"
-        "每一笔明细见附件《违约事实明细表》，同一结算涉及多项情形的分别列示。",
+        "每一笔明细见附件《违约事实明细表》及电子明细表《{{ code }}_evidence.xlsx》，同一结算涉及多项情形的分别列示。",
         indent=True,
     )
 
@@ -203,7 +203,7 @@ def build(path: Path) -> None:
         12,
     )
 
-    # appendix: every evidence line
+    # appendix: the evidence lines (all of them, or the largest when there are many; the workbook has all)
     doc.add_paragraph().add_run().add_break(WD_BREAK.PAGE)
     para(doc, "附件　违约事实明细表", 14, True, WD_ALIGN_PARAGRAPH.CENTER, font=TITLE_FONT)
     para(doc, "{{ name }}（{{ code }}）　{{ doc_no }}", 10.5, align=WD_ALIGN_PARAGRAPH.CENTER)
@@ -221,9 +221,9 @@ def build(path: Path) -> None:
             "{{ e.reason }}",
         ],
         [1.0, 2.2, 2.8, 1.9, 2.6, 1.2, 1.8, 3.2],
-        loop="e in evidence",
+        loop="e in appendix",
     )
-    para(doc, "合计：{{ evidence_rows }} 条，{{ total_amount }} 元。", 10.5)
+    para(doc, "合计：{{ evidence_rows }} 条，{{ total_amount }} 元。{{ appendix_note }}", 10.5)
     doc.save(path)
 
 
