@@ -17,43 +17,7 @@ import shutil
 import sys
 from pathlib import Path
 
-import polars as pl
-
-from benchmarks.common import claimwatch_cmd, machine, measure, save, table
-from data_contracts.contract import upload_tables
-from pipelines.ingest.naming import BadFileName, parse
-from pipelines.ingest.reader import FileRejected, read_upload
-
-FLOOR = """
-import duckdb, sys
-con = duckdb.connect(sys.argv[1])
-for t in ("setl", "fee"):
-    src = f"'{sys.argv[2]}/{t}/*.csv', union_by_name=true, ignore_errors=true"
-    con.execute(f"CREATE TABLE {t} AS SELECT * FROM read_csv({src})")
-print(con.execute("SELECT (SELECT count(*) FROM setl) + (SELECT count(*) FROM fee)").fetchall()[0][0])
-"""
-
-
-def convert(inbox: Path, dest: Path) -> dict[str, int]:
-    """Every readable upload as UTF-8 CSV with code headers, per file and concatenated per table."""
-    rows = {}
-    for t, spec in upload_tables().items():
-        (dest / "per-file" / t).mkdir(parents=True)
-        (dest / "one-file" / t).mkdir(parents=True)
-        frames = []
-        for p in sorted((inbox / "uploads").iterdir()):
-            try:
-                name = parse(p.name)
-                if name.table != t:
-                    continue
-                f = read_upload(p, spec, name.ext).frame.select(spec.codes)
-            except (BadFileName, FileRejected):
-                continue
-            f.write_csv(dest / "per-file" / t / f"{name.stem}.csv")
-            frames.append(f)
-        pl.concat(frames).write_csv(dest / "one-file" / t / f"{t}.csv")
-        rows[t] = sum(f.height for f in frames)
-    return rows
+from benchmarks.common import FLOOR, claimwatch_cmd, convert, machine, measure, save, table
 
 
 def main() -> None:

@@ -11,9 +11,47 @@ import tempfile
 import time
 from pathlib import Path
 
+import polars as pl
 import psutil
 
+from data_contracts.contract import upload_tables
+from pipelines.ingest.naming import BadFileName, parse
+from pipelines.ingest.reader import FileRejected, read_upload
+
 RESULTS = Path(__file__).parent / "results"
+
+FLOOR = """
+import duckdb, sys
+con = duckdb.connect(sys.argv[1])
+for t in ("setl", "fee"):
+    src = f"'{sys.argv[2]}/{t}/*.csv', union_by_name=true, ignore_errors=true"
+    con.execute(f"CREATE TABLE {t} AS SELECT * FROM read_csv({src})")
+print(con.execute("SELECT (SELECT count(*) FROM setl) + (SELECT count(*) FROM fee)").fetchall()[0][0])
+"""
+
+
+def convert(inbox: Path, dest: Path, per_file: bool = True) -> dict[str, int]:
+    """Every readable upload as UTF-8 CSV with code headers, concatenated per table (and per file)."""
+    rows = {}
+    for t, spec in upload_tables().items():
+        if per_file:
+            (dest / "per-file" / t).mkdir(parents=True)
+        (dest / "one-file" / t).mkdir(parents=True)
+        frames = []
+        for p in sorted((inbox / "uploads").iterdir()):
+            try:
+                name = parse(p.name)
+                if name.table != t:
+                    continue
+                f = read_upload(p, spec, name.ext).frame.select(spec.codes)
+            except (BadFileName, FileRejected):
+                continue
+            if per_file:
+                f.write_csv(dest / "per-file" / t / f"{name.stem}.csv")
+            frames.append(f)
+        pl.concat(frames).write_csv(dest / "one-file" / t / f"{t}.csv")
+        rows[t] = sum(f.height for f in frames)
+    return rows
 
 
 def measure(cmd: list[str], env: dict | None = None) -> dict:

@@ -17,6 +17,8 @@ from typing import Any
 
 import polars as pl
 
+from data_contracts.docs_index import write_index
+
 INDEX = ["_fi", "_row"]
 
 
@@ -126,6 +128,8 @@ class ContractValidator:
             return self._suites[signature]
         ctx = self._context()
         gx = self._gx
+        from great_expectations.core.run_identifier import RunIdentifier
+
         taken = sum(1 for s in self._suites if s[0] == name)
         suite_name = name if not taken else f"{name}-{taken + 1}"
         source = ctx.data_sources.add_or_update_pandas(f"uploads-{suite_name}")
@@ -146,19 +150,21 @@ class ContractValidator:
 
         def run(df: Any) -> list:
             # with a docs_dir the run's result is stored in the context; build_docs() renders the site once
-            return vd.run(batch_parameters={"dataframe": df}, result_format=fmt).results
+            run_id = RunIdentifier(run_name=f"claimwatch-{suite_name}")
+            return vd.run(batch_parameters={"dataframe": df}, result_format=fmt, run_id=run_id).results
 
         self._suites[signature] = run
         return run
 
     def build_docs(self) -> Path | None:
-        """Render the Data Docs site of every validation this run stored; return its index page."""
+        """Render the Data Docs site of every validation this run stored, and an index of it that reads
+        offline; return that index."""
         if self.docs_dir is None or self._ctx is None:
             return None
         self._ctx.build_data_docs()
-        return self.docs_index()
+        return write_index(self.docs_dir)
 
     def docs_index(self) -> Path | None:
         if self.docs_dir is None or self._ctx is None:
             return None
-        return self.docs_dir / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
+        return self.docs_dir / "index.html"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import duckdb
 import openpyxl
@@ -139,7 +140,14 @@ def test_data_docs_are_built_and_linked(tmp_path):
     setl, fee = _clean()
     s = run(_inbox(tmp_path, setl, fee), tmp_path / "w.duckdb")
     index = tmp_path / "out" / s["contract"]["data_docs"]
-    assert index.is_file() and "Expectation" in index.read_text(encoding="utf-8")
+    html = index.read_text(encoding="utf-8")
+    assert index.is_file() and "Expectation" in html
+    # readable offline: no script or style from the network, every link to a page that exists
+    assert "<script" not in html and "http" not in html
+    links = re.findall(r'href="([^"]+)"', html)
+    assert any("validations/fee/" in link for link in links) and any("validations/setl/" in link for link in links)
+    assert all((index.parent / link).is_file() for link in links)
+    assert re.search(r"<td>fee</td>|>fee</a>", html) and "有不合格行" not in html  # a clean upload passes
     assert json.loads((tmp_path / "out" / "run_summary.json").read_text())["contract"]["data_docs"]
 
 
