@@ -17,7 +17,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from benchmarks.common import FLOOR, claimwatch_cmd, convert, machine, measure, save, table
+from benchmarks.common import FLOOR, claimwatch_cmd, machine, measure, save, table
 from pipelines.ingest.naming import BadFileName, parse
 
 
@@ -68,7 +68,11 @@ def floor(inbox: Path, root: Path) -> dict:
     conv = root / "utf8"
     if conv.exists():
         shutil.rmtree(conv)
-    rows = convert(inbox, conv, per_file=False)
+    # converted in a child process: Linux carries a process's peak RSS across fork and exec, so a big parent
+    # would inflate the peak measured for every night run after it
+    script = "import json, sys; from pathlib import Path; from benchmarks.common import convert; "
+    script += "print(json.dumps(convert(Path(sys.argv[1]), Path(sys.argv[2]), per_file=False)))"
+    rows = json.loads(measure([sys.executable, "-c", script, str(inbox), str(conv)])["stdout"])
     db = root / "floor.duckdb"
     db.unlink(missing_ok=True)
     m = measure([sys.executable, "-c", FLOOR, str(db), str(conv / "one-file")])

@@ -53,6 +53,12 @@ def as_findings(frame: pl.DataFrame, **constants: str) -> pl.DataFrame:
     return frame.select([pl.col(c).cast(t) for c, t in FINDING_SCHEMA.items()])
 
 
+def detached(frame: pl.DataFrame) -> pl.DataFrame:
+    """A copy that owns its data. Polars text columns are views into the buffers of the frame they were
+    filtered from, so a few findings would otherwise keep a whole slice of fee lines alive."""
+    return pl.from_arrow(frame.to_arrow())
+
+
 class BaseDetector:
     """Marker base of the estimators; see the module docstring for the contract."""
 

@@ -17,8 +17,16 @@ FEATURES = {
 
 def profile(visits: pl.DataFrame) -> pl.DataFrame:
     """One row per institution: its volume and behaviour features (ratios to its peers where it matters)."""
-    v = visits.sort("psn_no", "fixmedins_code", "setl_time").with_columns(
-        gap=(pl.col("setl_time") - pl.col("setl_time").shift(1).over("psn_no", "fixmedins_code")).dt.total_days()
+    cols = ["psn_no", "fixmedins_code", "setl_time", "fixmedins_type", "hosp_lv", "region", "medfee_sumamt"]
+    # sorted, the previous row is the previous visit of the same person and institution whenever the keys match
+    # (cheaper than a window function over millions of small groups)
+    same = (pl.col("psn_no") == pl.col("psn_no").shift(1)) & (
+        pl.col("fixmedins_code") == pl.col("fixmedins_code").shift(1)
+    )
+    v = (
+        visits.select(cols)
+        .sort("psn_no", "fixmedins_code", "setl_time")
+        .with_columns(gap=pl.when(same).then((pl.col("setl_time") - pl.col("setl_time").shift(1)).dt.total_days()))
     )
     per = v.group_by("fixmedins_code").agg(
         pl.col("fixmedins_type").first(),

@@ -34,7 +34,7 @@ from pipelines.report.data import load_report_data
 from pipelines.report.render import render_report
 from pipelines.targeting.outcomes import run_estimates
 from pipelines.targeting.step import run_targeting
-from pipelines.warehouse.session import write_session
+from pipelines.warehouse.session import connect_writer, write_session
 
 
 class RunInputError(ValueError):
@@ -72,7 +72,7 @@ class RunContext:
     peak_rss_mb: dict[str, int] = field(default_factory=dict)  # the process's peak so far, after each step
 
     def connect(self) -> duckdb.DuckDBPyConnection:
-        return duckdb.connect(str(self.stage))
+        return connect_writer(self.stage)
 
 
 Step = Callable[[RunContext], None]

@@ -23,3 +23,32 @@ def test_detection_is_repeatable(small_inbox, tmp_path):
     assert outs[0].equals(outs[1])
     a1, a2 = (pl.read_csv(tmp_path / f"o{k}" / "anomalies.csv", infer_schema=False) for k in (1, 2))
     assert a1.equals(a2)
+
+
+def test_rules_over_person_slices_find_what_the_whole_window_finds(small_night, monkeypatch):
+    """The big-window path (lines read in slices of whole persons) gives the same findings as one slice."""
+    from datetime import date
+
+    from detectors.config import load
+    from pipelines.detect import window
+    from pipelines.detect.run import detect
+
+    db, summary, _ = small_night
+    cfg = load()
+    as_of = date.fromisoformat(summary["as_of"])
+    found = []
+    for per_part in (10**9, 2_000):
+        monkeypatch.setattr(window, "LINES_PER_PART", per_part)
+        con = duckdb.connect(str(db), read_only=True)
+        w = window.load_window(con, as_of, cfg["window"]["days"])
+        assert w.parts == (1 if per_part > 10**6 else -(-w.n_lines // per_part)) and w.n_lines > 10_000
+        assert sum(p.height for p in w.person_parts()) == w.n_lines
+        found.append(
+            detect(w, cfg)
+            .findings.filter(pl.col("kind") == "规则")
+            .sort("source", "setl_id")
+            .select("source", "setl_id", "amount", "reason")
+        )
+        w.close()
+        con.close()
+    assert found[0].height > 100 and found[0].equals(found[1])

@@ -53,6 +53,10 @@ def _line_hits(frame: pl.DataFrame, amount: pl.Expr, template: str, *args: pl.Ex
 
 
 def _with_catalog(inp: RuleInputs, *cols: str) -> pl.DataFrame:
+    """The lines with the catalogue columns `cols`; lines of codes the catalogue lacks have them null (or are
+    left out), so no limit rule fires on them. Lines may arrive with the columns already joined."""
+    if all(c in inp.lines.columns for c in cols):
+        return inp.lines
     if inp.catalog is None:
         # no catalog received: no catalogue rule can fire, but the columns keep their types
         return inp.lines.head(0).with_columns([pl.lit(None, CATALOG_TYPES.get(c, pl.Float64)).alias(c) for c in cols])
@@ -399,6 +403,11 @@ def trace_code_reuse(inp: RuleInputs, params: dict) -> pl.DataFrame:
         _yuan(pl.col("amt")),
     )
 
+
+# What each check looks across, so a big window can be fed to it in slices: `lines` (default) never looks
+# beyond one person's lines, `visits` reads the visits (run once), `trace` follows a drug trace code across
+# persons (run once, on the trace-coded lines only).
+SCOPES = {"split_admission": "visits", "trace_code_reuse": "trace"}
 
 CHECKS: dict[str, Callable[[RuleInputs, dict], pl.DataFrame]] = {
     f.__name__: f

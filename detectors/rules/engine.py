@@ -9,8 +9,8 @@ from pathlib import Path
 import polars as pl
 import yaml
 
-from detectors.base import CLEAR, as_findings, empty_findings, visit_where
-from detectors.rules.checks import CHECKS, RuleInputs
+from detectors.base import CLEAR, as_findings, detached, empty_findings, visit_where
+from detectors.rules.checks import CHECKS, SCOPES, RuleInputs
 
 RULES_PATH = Path(__file__).with_name("rules.yaml")
 SCENARIO_MED_TYPES = {"门诊": ["11", "13", "14"], "住院": ["21"], "购药": ["41"]}
@@ -60,24 +60,36 @@ def load_rules(path: Path = RULES_PATH) -> tuple[Rule, ...]:
     return tuple(rules)
 
 
-def run_rules(inputs: RuleInputs, rules: tuple[Rule, ...] | None = None) -> pl.DataFrame:
-    """Findings of every enabled rule; one row per rule and visit."""
+def scope_of(rule: Rule) -> str:
+    return SCOPES.get(rule.check, "lines")
+
+
+def run_rules(
+    inputs: RuleInputs, rules: tuple[Rule, ...] | None = None, scopes: tuple[str, ...] | None = None
+) -> pl.DataFrame:
+    """Findings of every enabled rule (of the given scopes, default all); one row per rule and visit."""
     out = []
     visits = inputs.visits.select(*visit_where(), "med_type")
+    scoped: dict[tuple[tuple[str, ...], bool], RuleInputs] = {}
     for rule in rules or load_rules():
-        if not rule.enabled:
+        if not rule.enabled or (scopes is not None and scope_of(rule) not in scopes):
             continue
-        scoped = RuleInputs(
-            lines=inputs.lines.filter(pl.col("med_type").is_in(rule.med_types)),
-            visits=inputs.visits.filter(pl.col("med_type").is_in(rule.med_types)),
-            catalog=inputs.catalog,
-            pairs=inputs.pairs,
-        )
-        hits = CHECKS[rule.check](scoped, rule.params)
+        key = (tuple(rule.med_types), scope_of(rule) == "visits")
+        if key not in scoped:
+            types = pl.col("med_type").is_in(key[0])
+            scoped[key] = RuleInputs(
+                lines=inputs.lines.filter(types),
+                # only visit-scoped checks read the visits; the others get none rather than a copy
+                visits=inputs.visits.filter(types) if key[1] else inputs.visits.head(0),
+                catalog=inputs.catalog,
+                pairs=inputs.pairs,
+            )
+        hits = CHECKS[rule.check](scoped[key], rule.params)
         if hits.is_empty():
             continue
-        hits = hits.join(visits, on="setl_id", how="inner").with_columns(
+        where = visits.filter(pl.col("setl_id").is_in(hits["setl_id"].implode()))
+        hits = hits.join(where, on="setl_id", how="inner").with_columns(
             score=pl.lit(1.0 if rule.result_type == CLEAR else 0.7)
         )
         out.append(as_findings(hits, source=rule.id, source_name=rule.name, kind="规则", result_type=rule.result_type))
-    return pl.concat(out) if out else empty_findings()
+    return detached(pl.concat(out)) if out else empty_findings()

@@ -34,9 +34,13 @@ def visit_detector(name: str):
 
 
 def detect(w: Window, cfg: dict, history: pl.DataFrame | None = None) -> Detection:
-    rule_inputs = RuleInputs(w.lines, w.visits, w.catalog, w.pairs)
     found = [visit_detector(name).run(w.visits, cfg) for name in cfg["detectors"]["visit_level"]]
-    findings = pl.concat([*found, run_rules(rule_inputs)])
+    # the rules see the lines a slice at a time (see window.py), the trace-coded lines together, the visits once
+    rules = [run_rules(RuleInputs(part, w.visits, w.catalog, w.pairs), scopes=("lines",)) for part in w.person_parts()]
+    trace = w.trace_lines()
+    rules.append(run_rules(RuleInputs(trace, w.visits, w.catalog, w.pairs), scopes=("trace",)))
+    rules.append(run_rules(RuleInputs(trace.head(0), w.visits, w.catalog, w.pairs), scopes=("visits",)))
+    findings = pl.concat([*found, *rules])
     scored = visit_scores(findings, w.visits)
     prof = profile(w.visits)
     model = model_scores(prof, cfg)

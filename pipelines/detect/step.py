@@ -85,7 +85,10 @@ def confirmed_history(con: duckdb.DuckDBPyConnection, as_of: date, days: int) ->
 def run_detect(con: duckdb.DuckDBPyConnection, run_id: str, as_of: date, out: Path) -> dict:
     cfg = load_config()
     w = load_window(con, as_of, cfg["window"]["days"])
-    d = detect(w, cfg, confirmed_history(con, as_of, cfg["scoring"]["repeat_offender_days"]))
+    try:
+        d = detect(w, cfg, confirmed_history(con, as_of, cfg["scoring"]["repeat_offender_days"]))
+    finally:
+        w.close()
     store(con, run_id, as_of, d)
     names = (
         con.sql("SELECT fixmedins_code, fixmedins_name FROM ref_institutions").pl()
@@ -96,7 +99,7 @@ def run_detect(con: duckdb.DuckDBPyConnection, run_id: str, as_of: date, out: Pa
     return {
         "window": [w.start.isoformat(), w.end.isoformat()],
         "visits": w.visits.height,
-        "fee_lines": w.lines.height,
+        "fee_lines": w.n_lines,
         "findings": d.findings.height,
         "flagged_visits": d.visits.height,
         "institutions": d.institutions.height,

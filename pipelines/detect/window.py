@@ -1,14 +1,19 @@
 """The look-back window as compact frames for the detectors, computed in DuckDB.
 
 `visits`: one row per settled visit in the window, with its institution's type/level/region and the
-amounts per component of its (netted) fee lines. `lines`: the window's fee lines with refunds netted
-against their originals (a fully refunded line disappears), joined with the visit columns rules need.
-Both frames come in a fixed order with amounts to the cent, so the seeded models see the same matrix on every
+amounts per component of its (netted) fee lines. Lines: the window's fee lines with refunds netted
+against their originals (a fully refunded line disappears), joined with the visit columns and the
+catalogue limits the rules need. A district's 90 days hold ~10M lines, too many to hold in memory with the
+copies the rules make, so they stay in a DuckDB temp table and reach the rules in slices of whole persons
+(`person_parts`: every rule but one looks no further than one person), plus the drug-trace-coded lines
+together (`trace_lines`: a trace code may reappear at another person).
+All frames come in a fixed order with amounts to the cent, so the seeded models see the same matrix on every
 re-run of the same night and give the same findings.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
@@ -25,15 +30,45 @@ COMPONENTS = {
 }
 
 
+CATALOG_LIMITS = {  # catalogue columns the rules compare lines with, in the types they compare in
+    "pric_uplmt_amt": "DOUBLE",
+    "lmt_gend": "VARCHAR",
+    "lmt_age_min": "INTEGER",
+    "lmt_age_max": "INTEGER",
+    "max_cnt_per_day": "DOUBLE",
+    "max_prd_days": "INTEGER",
+    "max_cnt_per_period": "DOUBLE",
+    "period_days": "INTEGER",
+}
+LINES_PER_PART = 1_500_000  # lines per slice handed to the rules (bounds their memory)
+LINE_ORDER = "ORDER BY fixmedins_code, feedetl_sn"
+
+
 @dataclass
 class Window:
     start: date
     end: date  # inclusive
     visits: pl.DataFrame
-    lines: pl.DataFrame
+    n_lines: int
     catalog: pl.DataFrame | None
     pairs: pl.DataFrame | None
     complaints: pl.DataFrame
+    parts: int = 1
+    con: duckdb.DuckDBPyConnection | None = None  # holds the temp table `w_lines` until close()
+
+    def person_parts(self) -> Iterator[pl.DataFrame]:
+        """The window's lines in slices; all lines of one person fall in the same slice. The table is stored
+        sorted by slice, so each read touches only its own row groups."""
+        for i in range(self.parts):
+            yield self.con.sql(f"SELECT * EXCLUDE (part) FROM w_lines WHERE part = {i} {LINE_ORDER}").pl()
+
+    def trace_lines(self) -> pl.DataFrame:
+        return self.con.sql(f"SELECT * EXCLUDE (part) FROM w_lines WHERE drug_trac_codg IS NOT NULL {LINE_ORDER}").pl()
+
+    def close(self) -> None:
+        if self.con is not None:
+            self.con.execute("DROP TABLE IF EXISTS w_lines")
+            self.con = None
 
 
 def load_window(con: duckdb.DuckDBPyConnection, as_of: date, days: int) -> Window:
@@ -47,7 +82,7 @@ def load_window(con: duckdb.DuckDBPyConnection, as_of: date, days: int) -> Windo
     )
     con.execute(
         """
-        CREATE OR REPLACE TEMP TABLE w_lines AS
+        CREATE OR REPLACE TEMP TABLE w_net AS
         WITH w AS (SELECT fixmedins_code, setl_id FROM setl WHERE setl_time >= ? AND setl_time < ?),
         f AS (SELECT f.* FROM fee f SEMI JOIN w ON f.fixmedins_code = w.fixmedins_code AND f.setl_id = w.setl_id),
         r AS (SELECT fixmedins_code, init_feedetl_sn, sum(cnt) AS rcnt FROM f WHERE cnt < 0 GROUP BY ALL)
@@ -70,7 +105,7 @@ def load_window(con: duckdb.DuckDBPyConnection, as_of: date, days: int) -> Windo
     )
     visits = con.sql(
         f"""
-        WITH c AS (SELECT fixmedins_code, setl_id, count(*) AS n_lines, {comp} FROM w_lines GROUP BY ALL)
+        WITH c AS (SELECT fixmedins_code, setl_id, count(*) AS n_lines, {comp} FROM w_net GROUP BY ALL)
         SELECT s.setl_id, s.mdtrt_id, s.fixmedins_code,
                coalesce(i.fixmedins_type, CASE WHEN s.med_type = '41' THEN '2' ELSE '1' END) AS fixmedins_type,
                coalesce(i.hosp_lv, '0') AS hosp_lv, coalesce(i.region, '未知') AS region,
@@ -86,12 +121,23 @@ def load_window(con: duckdb.DuckDBPyConnection, as_of: date, days: int) -> Windo
     """,
         params=[lo, hi],
     ).pl()
-    lines = con.sql("""
-        SELECT l.*, s.psn_no, s.gend, s.age, s.med_type, s.begntime, s.endtime
-        FROM w_lines l JOIN setl s ON s.fixmedins_code = l.fixmedins_code AND s.setl_id = l.setl_id
-        ORDER BY l.fixmedins_code, l.feedetl_sn
-    """).pl()
-    con.execute("DROP TABLE w_lines")
+    limits = (
+        ", ".join(f"CAST(c.{k} AS {t}) AS {k}" for k, t in CATALOG_LIMITS.items())
+        if has_table(con, "ref_catalog")
+        else ", ".join(f"CAST(NULL AS {t}) AS {k}" for k, t in CATALOG_LIMITS.items())
+    )
+    catalog_join = "LEFT JOIN ref_catalog c USING (med_list_codg)" if has_table(con, "ref_catalog") else ""
+    n_lines = con.execute("SELECT count(*) FROM w_net").fetchall()[0][0]
+    parts = max(1, -(-n_lines // LINES_PER_PART))
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE w_lines AS
+        SELECT l.*, s.psn_no, s.gend, s.age, s.med_type, s.begntime, s.endtime, {limits},
+               CAST(hash(s.psn_no) % {parts} AS INTEGER) AS part
+        FROM w_net l JOIN setl s ON s.fixmedins_code = l.fixmedins_code AND s.setl_id = l.setl_id
+        {catalog_join}
+        ORDER BY part
+    """)
+    con.execute("DROP TABLE w_net")
     catalog = con.sql("SELECT * FROM ref_catalog").pl() if has_table(con, "ref_catalog") else None
     if catalog is not None:
         catalog = catalog.with_columns(
@@ -108,4 +154,4 @@ def load_window(con: duckdb.DuckDBPyConnection, as_of: date, days: int) -> Windo
         if has_table(con, "ref_complaints")
         else pl.DataFrame(schema={"fixmedins_code": pl.String})
     )
-    return Window(start, as_of, visits, lines, catalog, pairs, complaints)
+    return Window(start, as_of, visits, n_lines, catalog, pairs, complaints, parts, con)

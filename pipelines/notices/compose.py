@@ -187,7 +187,8 @@ def appendix(ev: pl.DataFrame, code: str, cap: int) -> dict:
     note = (
         ""
         if shown.height == ev.height
-        else f"本表列示金额最大的 {shown.height} 条（序号与电子明细表一致），全部 {ev.height} 条见《{code}_evidence.xlsx》。"
+        else f"本表列示金额最大的 {shown.height} 条（序号与电子明细表一致），"
+        f"全部 {ev.height} 条见《{code}_evidence.xlsx》。"
     )
     return {
         "appendix": [

@@ -20,6 +20,15 @@ import duckdb
 
 from pipelines.warehouse.schema import create_all
 
+# DuckDB may otherwise take 80% of the machine; past this it spills joins, sorts and the detection window's
+# temp table to disk beside the warehouse, which keeps the whole run's peak within a few GB at district scale.
+MEMORY_LIMIT = "2GB"
+
+
+def connect_writer(stage: Path) -> duckdb.DuckDBPyConnection:
+    """A read-write connection to a run's staging copy, with the run's memory limit."""
+    return duckdb.connect(str(stage), config={"memory_limit": MEMORY_LIMIT})
+
 
 class WarehouseBusy(RuntimeError):
     """Another run holds the warehouse."""
