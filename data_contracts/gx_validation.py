@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,6 +80,8 @@ class ContractValidator:
     docs_dir: Path | None = None
     _ctx: Any = None
     _suites: dict[tuple, Callable[[Any], list]] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)  # time spent validating, per table (for the summary)
+    rows: dict[str, int] = field(default_factory=dict)  # rows validated, per table
 
     def warm_up(self) -> None:
         """Import GX (about 5 s) on a background thread while the run reads its files; the first validation
@@ -106,8 +109,11 @@ class ContractValidator:
         empty = pl.DataFrame(schema={"_fi": pl.Int32, "_row": pl.Int32, "rule": pl.String})
         if frame.is_empty() or not expects:
             return empty
+        t0 = time.perf_counter()
         run = self._runner(name, expects)
         results = run(compact(frame, expects).to_pandas())
+        self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
+        self.rows[name] = self.rows.get(name, 0) + frame.height
         rows: list[tuple[int, int, str]] = []
         for r in results:
             if r.success:

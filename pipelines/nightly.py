@@ -187,6 +187,9 @@ def summary_of(ctx: RunContext, status: str, error: str | None = None) -> dict:
             "warnings": ctx.warnings,
             "send_back_files": len(ctx.send_back),
             "data_docs": str(d.relative_to(ctx.params.out)) if (d := ctx.validator.docs_index()) else None,
+            # GX validation time (after GX's import, which the reference step waits for) and rows, per table
+            "validation_s": {k: round(v, 3) for k, v in ctx.validator.seconds.items()},
+            "validated_rows": dict(ctx.validator.rows),
         },
         "outputs": {
             "folder": str(ctx.params.out.resolve()),

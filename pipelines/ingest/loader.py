@@ -25,7 +25,7 @@ from pipelines.ingest.reader import read_batch
 from pipelines.ingest.rules import parse_and_check, upload_row_checks
 from pipelines.warehouse.schema import SQL_TYPES, has_table, ident
 
-BATCH_BYTES = 64 * 1024 * 1024  # files per batch, by size on disk (bounds memory)
+BATCH_BYTES = 128 * 1024 * 1024  # files per batch, by size on disk (bounds memory; each batch is one GX run)
 TABLE_ORDER = ("setl", "fee")
 
 

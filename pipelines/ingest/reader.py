@@ -167,8 +167,8 @@ def read_upload(path: Path, table: Table, ext: str, fi: int = 0) -> RawFile:
     return canonical(_as_text(frame), table, *_numbered(frame, fi))
 
 
-def _plain_csv(path: Path) -> tuple[str, str, int, str] | None:
-    """(header, body, newline count, encoding) of a CSV to parse together with others, else None.
+def _plain_csv(path: Path) -> tuple[str, bytes, int, str] | None:
+    """(header, body as UTF-8 bytes, newline count, encoding) of a CSV to parse together with others, else None.
 
     The caller checks that the parsed row count equals the newline count: a quoted newline inside a
     field can only lower the parsed count, so equality proves every newline ended exactly one record
@@ -178,16 +178,19 @@ def _plain_csv(path: Path) -> tuple[str, str, int, str] | None:
     if len(data) > MAX_BYTES or b"\x00" in data[:4096] or not data.strip():
         return None
     text, enc = decode(data)
-    if "\r" in text:
-        text = text.replace("\r\n", "\n")
-        if "\r" in text:
+    # UTF-8 uploads keep their bytes (decoding above proved them valid); GB18030 ones are re-encoded
+    raw = data[3:] if enc == "utf-8-sig" else data if enc == "utf-8" else text.encode("utf-8")
+    if b"\r" in raw:
+        raw = raw.replace(b"\r\n", b"\n")
+        if b"\r" in raw:
             return None
-    header, _, body = text.partition("\n")
+    head, _, body = raw.partition(b"\n")
+    header = head.decode("utf-8")
     if not header or '"' in header:
         return None
-    if body and not body.endswith("\n"):
-        body += "\n"
-    return header, body, body.count("\n"), enc
+    if body and not body.endswith(b"\n"):
+        body += b"\n"
+    return header, body, body.count(b"\n"), enc
 
 
 def read_batch(files: list[tuple[int, Path, str]], table: Table) -> tuple[list[RawFile], dict[int, FileRejected]]:
@@ -230,7 +233,7 @@ def read_batch(files: list[tuple[int, Path, str]], table: Table) -> tuple[list[R
         try:
             frame = (
                 pl.read_csv(
-                    io.BytesIO("".join(body for _, _, body, _ in members).encode("utf-8")),
+                    io.BytesIO(b"".join(body for _, _, body, _ in members)),
                     has_header=False,
                     new_columns=columns,
                     infer_schema=False,
