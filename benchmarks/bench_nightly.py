@@ -20,7 +20,6 @@ from pathlib import Path
 from benchmarks.common import FLOOR, claimwatch_cmd, machine, measure, save, table
 from pipelines.ingest.naming import BadFileName, parse
 
-
 UPLOADS = ("setl", "fee")
 
 
@@ -145,7 +144,8 @@ def main() -> None:
         n = sum(f["rows"].values())
         print(f"{r['scale']}: floor (DuckDB read_csv, one UTF-8 file per table): {f['seconds']} s for {n:,} rows")
         print(
-            f"{r['scale']}: ingest step {full['steps']['ingest']:.1f} s = {full['steps']['ingest'] / f['seconds']:.2f}x "
+            f"{r['scale']}: ingest step {full['steps']['ingest']:.1f} s = "
+            f"{full['steps']['ingest'] / f['seconds']:.2f}x "
             f"the floor, of which GX validation {full['gx_validation_s']:.1f} s = "
             f"{full['gx_validation_s'] / f['seconds']:.2f}x the floor"
         )
