@@ -220,7 +220,7 @@ def build(path: Path) -> None:
             "{{ e.amount }}",
             "{{ e.reason }}",
         ],
-        [1.0, 2.2, 2.8, 1.9, 2.6, 1.2, 1.8, 3.2],
+        [1.3, 2.1, 2.8, 1.9, 2.6, 1.2, 1.8, 3.0],
         loop="e in appendix",
     )
     para(doc, "合计：{{ evidence_rows }} 条，{{ total_amount }} 元。{{ appendix_note }}", 10.5)
