@@ -34,15 +34,13 @@ def profile(visits: pl.DataFrame) -> pl.DataFrame:
         pl.col("region").first(),
         pl.len().alias("visits"),
         pl.col("medfee_sumamt").sum().alias("total_amount"),
-        pl.col("psn_no").n_unique().alias("patients"),
-        (pl.col("gap") <= 7).sum().alias("repeat_7d"),
     )
-    top5 = (
-        visits.group_by("fixmedins_code", "psn_no")
-        .len()
-        .sort("len", descending=True)
-        .group_by("fixmedins_code")
-        .agg(pl.col("len").head(5).sum().alias("top5"))
+    # per institution and patient once, then per institution: patients, repeat visits, the top 5 patients' share
+    pairs = v.group_by("fixmedins_code", "psn_no").agg(pl.len(), (pl.col("gap") <= 7).sum().alias("repeat_7d"))
+    top5 = pairs.group_by("fixmedins_code").agg(
+        pl.len().alias("patients"),
+        pl.col("repeat_7d").sum(),
+        pl.col("len").top_k(5).sum().alias("top5"),
     )
     per = per.join(top5, on="fixmedins_code").with_columns(
         cost_per_visit=pl.col("total_amount") / pl.col("visits"),

@@ -28,7 +28,8 @@ def fit_baselines(frame: pl.DataFrame, value: str, groups: list[list[str]], min_
 def apply_baselines(
     frame: pl.DataFrame, value: str, groups: list[list[str]], stats: list[pl.DataFrame]
 ) -> pl.DataFrame:
-    """Add `<value>_median`, `<value>_mad`, `<value>_peers` (group size) and `<value>_level` from fitted stats."""
+    """Add `<value>_median`, `<value>_mad`, `<value>_peers` (group size) and `<value>_level` from fitted stats.
+    Rows keep their order."""
     med, mad, n, lvl = (f"{value}_median", f"{value}_mad", f"{value}_peers", f"{value}_level")
     out = frame.with_columns(
         pl.lit(None, pl.Float64).alias(med),
@@ -37,7 +38,7 @@ def apply_baselines(
         pl.lit(None, pl.Int32).alias(lvl),
     )
     for level, (keys, table) in enumerate(zip(groups, stats, strict=True)):
-        joined = out.join(table, on=keys, how="left", nulls_equal=True)
+        joined = out.join(table, on=keys, how="left", nulls_equal=True, maintain_order="left")
         take = pl.col(med).is_null() & pl.col("_med").is_not_null()
         out = joined.with_columns(
             pl.when(take).then(pl.col("_med")).otherwise(pl.col(med)).alias(med),

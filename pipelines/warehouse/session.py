@@ -22,7 +22,7 @@ from pipelines.warehouse.schema import create_all
 
 # DuckDB may otherwise take 80% of the machine; past this it spills joins, sorts and the detection window's
 # temp table to disk beside the warehouse, which keeps the whole run's peak within a few GB at district scale.
-MEMORY_LIMIT = "2GB"
+MEMORY_LIMIT = "1GB"
 
 
 def connect_writer(stage: Path) -> duckdb.DuckDBPyConnection:
