@@ -62,6 +62,7 @@ def compact(frame: pl.DataFrame, expects: list[Expect]) -> pl.DataFrame:
             group = shared[pair[0]] | shared[pair[1]]
             for c in group:
                 shared[c] = group
+    categories: dict[tuple[str, ...], pl.Series] = {}
     exprs = []
     for c in needed:
         if c not in text:
@@ -69,9 +70,11 @@ def compact(frame: pl.DataFrame, expects: list[Expect]) -> pl.DataFrame:
         elif kinds[c] == {"ExpectColumnValuesToNotBeNull"}:
             exprs.append(pl.when(pl.col(c).is_not_null()).then(pl.lit(1, pl.UInt8)).alias(c))
         else:
-            group = sorted(shared[c])
-            values = pl.concat([frame.get_column(g).drop_nulls().unique() for g in group]).unique().sort()
-            exprs.append(pl.col(c).cast(pl.Enum(values)))
+            group = tuple(sorted(shared[c]))
+            if group not in categories:
+                values = [frame.get_column(g).drop_nulls().unique() for g in group]
+                categories[group] = pl.concat(values).unique().sort()
+            exprs.append(pl.col(c).cast(pl.Enum(categories[group])))
     return frame.select(exprs)
 
 

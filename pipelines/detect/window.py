@@ -20,7 +20,7 @@ from datetime import date, datetime, time, timedelta
 import duckdb
 import polars as pl
 
-from pipelines.warehouse.schema import has_table
+from pipelines.warehouse.schema import has_table, ref_table
 
 COMPONENTS = {
     "drug_amt": ("09", "10", "11"),
@@ -121,12 +121,7 @@ def load_window(con: duckdb.DuckDBPyConnection, as_of: date, days: int) -> Windo
     """,
         params=[lo, hi],
     ).pl()
-    limits = (
-        ", ".join(f"CAST(c.{k} AS {t}) AS {k}" for k, t in CATALOG_LIMITS.items())
-        if has_table(con, "ref_catalog")
-        else ", ".join(f"CAST(NULL AS {t}) AS {k}" for k, t in CATALOG_LIMITS.items())
-    )
-    catalog_join = "LEFT JOIN ref_catalog c USING (med_list_codg)" if has_table(con, "ref_catalog") else ""
+    limits = ", ".join(f"CAST(c.{k} AS {t}) AS {k}" for k, t in CATALOG_LIMITS.items())
     n_lines = con.execute("SELECT count(*) FROM w_net").fetchall()[0][0]
     parts = max(1, -(-n_lines // LINES_PER_PART))
     con.execute(f"""
@@ -134,7 +129,7 @@ def load_window(con: duckdb.DuckDBPyConnection, as_of: date, days: int) -> Windo
         SELECT l.*, s.psn_no, s.gend, s.age, s.med_type, s.begntime, s.endtime, {limits},
                CAST(hash(s.psn_no) % {parts} AS INTEGER) AS part
         FROM w_net l JOIN setl s ON s.fixmedins_code = l.fixmedins_code AND s.setl_id = l.setl_id
-        {catalog_join}
+        LEFT JOIN {ref_table(con, "catalog")} c USING (med_list_codg)
         ORDER BY part
     """)
     con.execute("DROP TABLE w_net")

@@ -171,38 +171,35 @@ def compose(n: NoticeInputs, cfg: dict) -> dict:
         "appeal": doc["appeal"],
         "contact": doc["contact"],
         "draft_date": f"{n.draft_date:%Y年%m月%d日}",
-        "evidence": appendix(ev, inst["fixmedins_code"], ev.height)["appendix"],
-        "evidence_rows": ev.height,
-        **appendix(ev, inst["fixmedins_code"], doc["appendix_max_lines"]),
+        **evidence_and_appendix(ev, inst["fixmedins_code"], doc["appendix_max_lines"]),
     }
 
 
-def appendix(ev: pl.DataFrame, code: str, cap: int) -> dict:
-    """Which evidence lines the Word appendix lists: all of them up to `cap`, else the `cap` largest amounts in
-    their 序号 order (so they match the evidence workbook, which always holds every line). A notice of
-    hundreds of pages helps nobody and takes LibreOffice minutes to turn into PDF."""
+def evidence_and_appendix(ev: pl.DataFrame, code: str, cap: int) -> dict:
+    """Every evidence line numbered (序号) for the workbook, and which of them the Word appendix lists: all up
+    to `cap`, else the `cap` largest amounts in 序号 order. A notice of hundreds of pages helps nobody and
+    takes LibreOffice minutes to turn into PDF."""
     numbered = ev.with_row_index("no", offset=1)
-    shown = numbered if numbered.height <= cap else numbered.top_k(cap, by=["fen", "no"], reverse=[False, True])
-    shown = shown.sort("no")
-    note = (
-        ""
-        if shown.height == ev.height
-        else f"本表列示金额最大的 {shown.height} 条（序号与电子明细表一致），"
-        f"全部 {ev.height} 条见《{code}_evidence.xlsx》。"
-    )
+    lines = [
+        {
+            "no": r["no"],
+            "name": r["source_name"],
+            "setl_id": r["setl_id"],
+            "date": f"{r['occurred_on']:%Y-%m-%d}",
+            "psn_no": r["psn_no"] or "",
+            "psn_name": r["psn_name_masked"] or "",
+            "amount": yuan(r["fen"]),
+            "reason": r["reason"],
+        }
+        for r in numbered.iter_rows(named=True)
+    ]
+    if len(lines) <= cap:
+        return {"evidence": lines, "evidence_rows": len(lines), "appendix": lines, "appendix_note": ""}
+    shown = set(numbered.top_k(cap, by=["fen", "no"], reverse=[False, True])["no"])
     return {
-        "appendix": [
-            {
-                "no": r["no"],
-                "name": r["source_name"],
-                "setl_id": r["setl_id"],
-                "date": f"{r['occurred_on']:%Y-%m-%d}",
-                "psn_no": r["psn_no"] or "",
-                "psn_name": r["psn_name_masked"] or "",
-                "amount": yuan(r["fen"]),
-                "reason": r["reason"],
-            }
-            for r in shown.iter_rows(named=True)
-        ],
-        "appendix_note": note,
+        "evidence": lines,
+        "evidence_rows": len(lines),
+        "appendix": [e for e in lines if e["no"] in shown],
+        "appendix_note": f"本表列示金额最大的 {cap} 条（序号与电子明细表一致），"
+        f"全部 {len(lines)} 条见《{code}_evidence.xlsx》。",
     }
