@@ -21,8 +21,8 @@ import polars as pl
 from data_contracts.contract import Table, rule_specs, upload_tables
 from data_contracts.gx_validation import ContractValidator
 from pipelines.ingest.naming import BadFileName, UploadName, parse
-from pipelines.ingest.reader import read_batch
-from pipelines.ingest.rules import parse_and_check, upload_row_checks
+from pipelines.ingest.reader import FileRejected, read_batch
+from pipelines.ingest.rules import PendingChecks, start_checks, upload_row_checks
 from pipelines.warehouse.schema import SQL_TYPES, has_table, ident
 
 BATCH_BYTES = 128 * 1024 * 1024  # files per batch, by size on disk (bounds memory; each batch is one GX run)
@@ -283,18 +283,43 @@ class Known:
     validator: ContractValidator
 
 
-def _load_batch(
-    con,
-    table: Table,
-    files: list[Incoming],
-    run_id: str,
-    known: Known,
-    result: IngestResult,
-    say: Callable[[str], None],
-) -> None:
+@dataclass
+class Prepared:
+    """A batch read, parsed and sent to the contract's validation: everything that needs no warehouse."""
+
+    table: Table
+    files: list[Incoming]
+    rejected: dict[int, FileRejected]  # by file index: files refused whole
+    batch: pl.DataFrame | None = None  # the rows as uploaded (text), with _fi, _row, _fcode, _fday
+    info: pl.DataFrame | None = None  # per read file: _fi, source_file, _fcode, _fday
+    checks: PendingChecks | None = None
+
+
+def _prepare(table: Table, files: list[Incoming], known: Known, say: Callable[[str], None]) -> Prepared:
     say(f"{table.name}: reading and checking {len(files)} files ({sum(f.size for f in files) / 2**20:.0f} MB)")
     raws, rejected = read_batch([(i, f.path, f.name.ext) for i, f in enumerate(files)], table)
-    for i, e in sorted(rejected.items()):
+    read = [i for i in range(len(files)) if i not in rejected]
+    if not read:
+        return Prepared(table, files, rejected)
+    info = pl.DataFrame(
+        {
+            "_fi": read,
+            "source_file": [files[i].path.name for i in read],
+            "_fcode": [files[i].name.code for i in read],
+            "_fday": [files[i].name.day for i in read],
+        },
+        schema={"_fi": pl.Int32, "source_file": pl.String, "_fcode": pl.String, "_fday": pl.Date},
+    )
+    batch = pl.concat([r.frame for r in raws]).join(info.drop("source_file"), on="_fi", how="left")
+    checks = upload_row_checks(table, known.institutions, known.catalog)
+    return Prepared(table, files, rejected, batch, info, start_checks(batch, table, checks, known.validator))
+
+
+def _write_batch(con, p: Prepared, run_id: str, result: IngestResult, say: Callable[[str], None]) -> None:
+    """Take a prepared batch's verdict, judge its rows against the warehouse and write them: rows,
+    quarantine, warnings, manifest."""
+    table, files = p.table, p.files
+    for i, e in sorted(p.rejected.items()):
         inc = files[i]
         meta = {
             "stem": inc.name.stem,
@@ -305,7 +330,7 @@ def _load_batch(
             "size": inc.size,
         }
         _reject(con, run_id, result, inc.path.name, e.rule, e.message, meta)
-    read = [i for i in range(len(files)) if i not in rejected]
+    read = [i for i in range(len(files)) if i not in p.rejected]
     # a corrected file replaces every row its earlier version loaded
     for i in read:
         if files[i].supersedes:
@@ -318,18 +343,8 @@ def _load_batch(
             result.corrected += 1
     if not read:
         return
-    info = pl.DataFrame(
-        {
-            "_fi": read,
-            "source_file": [files[i].path.name for i in read],
-            "_fcode": [files[i].name.code for i in read],
-            "_fday": [files[i].name.day for i in read],
-        },
-        schema={"_fi": pl.Int32, "source_file": pl.String, "_fcode": pl.String, "_fday": pl.Date},
-    )
-    batch = pl.concat([r.frame for r in raws]).join(info.drop("source_file"), on="_fi", how="left")
-    checks = upload_row_checks(table, known.institutions, known.catalog)
-    typed, found = parse_and_check(batch, table, checks, known.validator)
+    batch, info = p.batch, p.info
+    typed, found = p.checks.result()
     severity = {name: spec.severity for name, spec in rule_specs().items()}
     found = found.with_columns(
         sev=pl.col("rule").str.split(":").list.first().replace_strict(severity, default="reject")
@@ -460,10 +475,20 @@ def ingest(
         validator or ContractValidator(),
     )
     tables = upload_tables()
-    for files in rounds:
-        for t in TABLE_ORDER:
-            for batch in _batches([f for f in files if f.name.table == t]):
-                _load_batch(con, tables[t], batch, run_id, known, result, say)
+    jobs = [
+        (tables[t], batch)
+        for files in rounds
+        for t in TABLE_ORDER
+        for batch in _batches([f for f in files if f.name.table == t])
+    ]
+    # one batch ahead: batch k+1 is read and parsed here while the validation worker checks batch k, then
+    # batch k is judged and written while the worker checks batch k+1. Nothing before the write needs the
+    # warehouse, so the order of the writes (and every judgement against earlier batches) is unchanged.
+    ahead = _prepare(*jobs[0], known, say) if jobs else None
+    for k in range(len(jobs)):
+        current, ahead = ahead, (_prepare(*jobs[k + 1], known, say) if k + 1 < len(jobs) else None)
+        _write_batch(con, current, run_id, result, say)
+        del current  # at most two batches in memory: the one being written and the one being checked
     if rounds:
         for statement in CROSS_TABLE_WARNINGS.strip().split(";\n"):
             if statement.strip():
