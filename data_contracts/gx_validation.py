@@ -2,21 +2,16 @@
 stack: GX's SQL source on DuckDB does not, see STACK_NOTES). One suite per table, rebuilt from the
 declared checks; GX returns the (file index, row) of every failing row, with the rule id in the meta.
 
-GX runs in a worker process of its own (see `ContractValidator`), so a batch is validated while the
-loader reads the next one and writes the one before. With a `docs_dir`, the worker's context lives on disk
-there: validations are stored and `build_docs()` renders them.
+With a `docs_dir`, the context lives on disk there: validations are stored and `build_docs()` renders them.
 """
 
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
-import resource
+import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +21,11 @@ import polars as pl
 from data_contracts.docs_index import write_index
 
 INDEX = ["_fi", "_row"]
+
+
+def _import_gx() -> None:
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+    import great_expectations  # noqa: F401
 
 
 @dataclass(frozen=True)
@@ -78,16 +78,20 @@ def compact(frame: pl.DataFrame, expects: list[Expect]) -> pl.DataFrame:
     return frame.select(exprs)
 
 
-class _Suites:
-    """The GX side, living in the validation worker process: one context, one suite per table and signature."""
+@dataclass
+class ContractValidator:
+    docs_dir: Path | None = None
+    _ctx: Any = None
+    _suites: dict[tuple, Callable[[Any], list]] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)  # time spent validating, per table (for the summary)
+    rows: dict[str, int] = field(default_factory=dict)  # rows validated, per table
 
-    def __init__(self, docs_dir: Path | None) -> None:
-        self.docs_dir = docs_dir
-        self._ctx: Any = None
-        self._gx: Any = None
-        self._suites: dict[tuple, Callable[[Any], list]] = {}
+    def warm_up(self) -> None:
+        """Import GX (about 5 s) on a background thread while the run reads its files; the first validation
+        waits for it through Python's import lock if it is not done yet."""
+        threading.Thread(target=_import_gx, name="gx-import", daemon=True).start()
 
-    def context(self):
+    def _context(self):
         if self._ctx is None:
             os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
             logging.getLogger("great_expectations").setLevel(logging.ERROR)
@@ -103,8 +107,16 @@ class _Suites:
             self._gx = gx
         return self._ctx
 
-    def validate(self, name: str, frame: pl.DataFrame, expects: list[Expect]) -> list[tuple[int, int, str]]:
-        results = self._runner(name, expects)(frame.to_pandas())
+    def validate(self, name: str, frame: pl.DataFrame, expects: list[Expect]) -> pl.DataFrame:
+        """Failing rows as [_fi, _row, rule]. `frame` must hold INDEX and every column the expectations read."""
+        empty = pl.DataFrame(schema={"_fi": pl.Int32, "_row": pl.Int32, "rule": pl.String})
+        if frame.is_empty() or not expects:
+            return empty
+        t0 = time.perf_counter()
+        run = self._runner(name, expects)
+        results = run(compact(frame, expects).to_pandas())
+        self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
+        self.rows[name] = self.rows.get(name, 0) + frame.height
         rows: list[tuple[int, int, str]] = []
         for r in results:
             if r.success:
@@ -113,7 +125,9 @@ class _Suites:
             if r.exception_info and r.exception_info.get("raised_exception"):
                 raise RuntimeError(f"contract check {rule} could not run: {r.exception_info.get('exception_message')}")
             rows += [(int(u["_fi"]), int(u["_row"]), rule) for u in r.result.get("unexpected_index_list") or []]
-        return rows
+        if not rows:
+            return empty
+        return pl.DataFrame(rows, schema={"_fi": pl.Int32, "_row": pl.Int32, "rule": pl.String}, orient="row")
 
     def _runner(self, name: str, expects: list[Expect]) -> Callable[[Any], list]:
         """The suite of `name` with these expectations, set up in GX once per run and reused for every batch
@@ -121,7 +135,7 @@ class _Suites:
         signature = (name, tuple((e.rule, e.kind, repr(sorted(e.kwargs.items()))) for e in expects))
         if signature in self._suites:
             return self._suites[signature]
-        ctx = self.context()
+        ctx = self._context()
         gx = self._gx
         from great_expectations.core.run_identifier import RunIdentifier
 
@@ -152,119 +166,14 @@ class _Suites:
         return run
 
     def build_docs(self) -> Path | None:
+        """Render the Data Docs site of every validation this run stored, and an index of it that reads
+        offline; return that index."""
         if self.docs_dir is None or self._ctx is None:
             return None
         self._ctx.build_data_docs()
         return write_index(self.docs_dir)
 
-
-# the worker process's side: module state set up by its initializer, and the calls the main process sends it
-_WORKER: _Suites | None = None
-
-
-def _start_worker(docs_dir: Path | None) -> None:
-    global _WORKER
-    _WORKER = _Suites(docs_dir)
-
-
-def _warm_worker() -> None:
-    _WORKER.context()  # imports GX (about 5 s) while the main process reads its files
-
-
-def _validate_in_worker(name: str, frame: pl.DataFrame, expects: list[Expect]) -> tuple[list, float]:
-    t0 = time.perf_counter()
-    rows = _WORKER.validate(name, frame, expects)
-    return rows, time.perf_counter() - t0
-
-
-def _build_docs_in_worker() -> Path | None:
-    return _WORKER.build_docs()
-
-
-def _peak_rss_mb_in_worker() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
-
-
-_SCHEMA = {"_fi": pl.Int32, "_row": pl.Int32, "rule": pl.String}
-
-
-@dataclass
-class PendingValidation:
-    """A batch sent to the validation worker; `result()` waits for its failing rows [_fi, _row, rule]."""
-
-    validator: ContractValidator
-    name: str
-    height: int
-    future: Future | None  # None: nothing to validate
-
-    def result(self) -> pl.DataFrame:
-        if self.future is None:
-            return pl.DataFrame(schema=_SCHEMA)
-        try:
-            rows, seconds = self.future.result()
-        except BrokenProcessPool:
-            raise RuntimeError("the contract validation worker process died (out of memory?)") from None
-        v = self.validator
-        v.seconds[self.name] = v.seconds.get(self.name, 0.0) + seconds
-        v.rows[self.name] = v.rows.get(self.name, 0) + self.height
-        return pl.DataFrame(rows, schema=_SCHEMA, orient="row")
-
-
-@dataclass
-class ContractValidator:
-    """Runs the contract's GX suites in one worker process of its own.
-
-    GX spends most of its time in Python (building each expectation's metric graph), which holds the
-    interpreter lock; in a process of its own it validates batch k while this process reads and writes the
-    batches around it, on the other core. Batches travel to it in their compact form (`compact`).
-    """
-
-    docs_dir: Path | None = None
-    seconds: dict[str, float] = field(default_factory=dict)  # worker time validating, per table (for the summary)
-    rows: dict[str, int] = field(default_factory=dict)  # rows validated, per table
-    _pool: ProcessPoolExecutor | None = None
-
-    def _executor(self) -> ProcessPoolExecutor:
-        if self._pool is None:
-            self._pool = ProcessPoolExecutor(
-                max_workers=1,
-                # spawned, not forked: this process runs DuckDB and polars thread pools a fork would copy mid-work
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=_start_worker,
-                initargs=(self.docs_dir,),
-            )
-        return self._pool
-
-    def warm_up(self) -> None:
-        """Start the worker and have it import GX now, while this process reads its first files."""
-        self._executor().submit(_warm_worker)
-
-    def submit(self, name: str, frame: pl.DataFrame, expects: list[Expect]) -> PendingValidation:
-        """Send a batch to be validated; `frame` must hold INDEX and every column the expectations read."""
-        if frame.is_empty() or not expects:
-            return PendingValidation(self, name, 0, None)
-        future = self._executor().submit(_validate_in_worker, name, compact(frame, expects), expects)
-        return PendingValidation(self, name, frame.height, future)
-
-    def validate(self, name: str, frame: pl.DataFrame, expects: list[Expect]) -> pl.DataFrame:
-        """Failing rows as [_fi, _row, rule]."""
-        return self.submit(name, frame, expects).result()
-
-    def build_docs(self) -> Path | None:
-        """Render the Data Docs site of every validation this run stored, and an index of it that reads
-        offline; return that index."""
-        if self.docs_dir is None or self._pool is None:
-            return None
-        return self._pool.submit(_build_docs_in_worker).result()
-
     def docs_index(self) -> Path | None:
-        index = self.docs_dir / "index.html" if self.docs_dir is not None else None
-        return index if index is not None and index.exists() else None
-
-    def worker_peak_rss_mb(self) -> int:
-        return self._pool.submit(_peak_rss_mb_in_worker).result() if self._pool is not None else 0
-
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        if self.docs_dir is None or self._ctx is None:
+            return None
+        return self.docs_dir / "index.html"

@@ -162,6 +162,9 @@ def run_nightly_cli(
     orchestrator: str,
     targeting: dict | None = None,
 ) -> dict:
+    from pipelines.nightly import NightlyParams, run_nightly
+    from pipelines.progress import Progress
+
     use_prefect = orchestrator == "prefect" or (orchestrator == "auto" and os.environ.get("PREFECT_API_URL"))
     if use_prefect:
         # without a server Prefect starts a temporary one, which takes ~20 s here: allow it the time
@@ -170,16 +173,7 @@ def run_nightly_cli(
         from pipelines.flows.nightly import nightly_flow
 
         return nightly_flow(str(inbox), str(db), str(out), as_of.isoformat() if as_of else None, seed, targeting)
-    from data_contracts.gx_validation import ContractValidator
-
-    # started before the pipeline's imports, so the validation worker imports GX (seconds) meanwhile
-    validator = ContractValidator(docs_dir=out / "data_docs")
-    validator.warm_up()
-    from pipelines.nightly import NightlyParams, run_nightly
-    from pipelines.progress import Progress
-
-    params = NightlyParams(inbox, db, out, as_of, seed, targeting or {})
-    return run_nightly(params, progress=Progress(), validator=validator)
+    return run_nightly(NightlyParams(inbox, db, out, as_of, seed, targeting or {}), progress=Progress())
 
 
 def cmd_nightly(args) -> None:

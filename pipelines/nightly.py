@@ -69,8 +69,7 @@ class RunContext:
     notices: dict = field(default_factory=dict)
     cases: dict = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
-    # the process's peak so far after each step, and the GX validation worker's own peak (a separate process)
-    peak_rss_mb: dict[str, int] = field(default_factory=dict)
+    peak_rss_mb: dict[str, int] = field(default_factory=dict)  # the process's peak so far, after each step
 
     def connect(self) -> duckdb.DuckDBPyConnection:
         return connect_writer(self.stage)
@@ -135,7 +134,6 @@ def step_outputs(ctx: RunContext) -> None:
         ctx.send_back = write_send_back(con, ctx.run_id, ctx.params.out)
         ctx.warnings = write_warnings(con, ctx.run_id, ctx.params.out)
     ctx.validator.build_docs()
-    ctx.peak_rss_mb["validation_worker"] = ctx.validator.worker_peak_rss_mb()
 
 
 def step_report(ctx: RunContext) -> None:
@@ -204,28 +202,8 @@ def summary_of(ctx: RunContext, status: str, error: str | None = None) -> dict:
     }
 
 
-def validator_for(out: Path) -> ContractValidator:
-    """The run's contract validator, its worker already importing GX (start it as early as possible)."""
-    validator = ContractValidator(docs_dir=out / "data_docs")
-    validator.warm_up()
-    return validator
-
-
-def run_nightly(
-    params: NightlyParams,
-    runner: Runner = run_directly,
-    progress: Progress = QUIET,
-    validator: ContractValidator | None = None,
-) -> dict:
+def run_nightly(params: NightlyParams, runner: Runner = run_directly, progress: Progress = QUIET) -> dict:
     """Run every step; publish the warehouse and return the summary, or raise with the warehouse untouched."""
-    validator = validator or validator_for(params.out)
-    try:
-        return _run_steps(params, runner, progress, validator)
-    finally:
-        validator.close()
-
-
-def _run_steps(params: NightlyParams, runner: Runner, progress: Progress, validator: ContractValidator) -> dict:
     if not (params.inbox / "uploads").is_dir() and not (params.inbox / "reference").is_dir():
         raise RunInputError(f"{params.inbox} is not an inbox: expected an uploads/ and/or reference/ folder in it")
     params.out.mkdir(parents=True, exist_ok=True)
@@ -234,7 +212,10 @@ def _run_steps(params: NightlyParams, runner: Runner, progress: Progress, valida
     ctx: RunContext | None = None
     try:
         with write_session(params.db) as stage:
-            ctx = RunContext(params, run_id, stage, progress, validator=validator)
+            ctx = RunContext(
+                params, run_id, stage, progress, validator=ContractValidator(docs_dir=params.out / "data_docs")
+            )
+            ctx.validator.warm_up()
             for name, fn in STEPS:
                 progress.step(name)
                 t0 = time.perf_counter()

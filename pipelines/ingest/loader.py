@@ -21,8 +21,8 @@ import polars as pl
 from data_contracts.contract import Table, rule_specs, upload_tables
 from data_contracts.gx_validation import ContractValidator
 from pipelines.ingest.naming import BadFileName, UploadName, parse
-from pipelines.ingest.reader import FileRejected, read_batch
-from pipelines.ingest.rules import PendingChecks, start_checks, upload_row_checks
+from pipelines.ingest.reader import read_batch
+from pipelines.ingest.rules import parse_and_check, upload_row_checks
 from pipelines.warehouse.schema import SQL_TYPES, has_table, ident
 
 BATCH_BYTES = 128 * 1024 * 1024  # files per batch, by size on disk (bounds memory; each batch is one GX run)
@@ -66,6 +66,7 @@ class Incoming:
     name: UploadName
     sha256: str
     size: int
+    mtime_ns: int
     supersedes: list[str]  # file names of the earlier loaded version(s) of the same stem
 
 
@@ -90,7 +91,9 @@ def _reject(
     result.rejected.append({"file": name, "rule": rule, "reason": message})
     m = meta or {}
     con.execute(
-        "INSERT INTO manifest VALUES (?, ?, ?, ?, ?, ?, ?, 'rejected', ?, 0, 0, 0, 0, ?, ?)",
+        "INSERT INTO manifest (file_name, stem, fixmedins_code, file_date, table_name, sha256, size_bytes, mtime_ns, "
+        "status, reason, rows_received, rows_loaded, rows_quarantined, rows_duplicate, run_id, seen_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'rejected', ?, 0, 0, 0, 0, ?, ?)",
         [
             name,
             m.get("stem"),
@@ -99,6 +102,7 @@ def _reject(
             m.get("table"),
             m.get("sha"),
             m.get("size"),
+            m.get("mtime"),
             f"{rule}: {message}",
             run_id,
             datetime.now(),
@@ -113,9 +117,10 @@ def _reject(
 def plan(con, uploads: Path, run_id: str, result: IngestResult) -> list[list[Incoming]]:
     """Sort the folder into rounds of new files (a stem appears once per round); reject bad names."""
     latest = {
-        stem: (name, sha, status)
-        for stem, name, sha, status in con.execute(
-            "SELECT stem, arg_max(file_name, seen_at), arg_max(sha256, seen_at), arg_max(status, seen_at) "
+        stem: (name, sha, status, size, mtime)
+        for stem, name, sha, status, size, mtime in con.execute(
+            "SELECT stem, arg_max(file_name, seen_at), arg_max(sha256, seen_at), arg_max(status, seen_at), "
+            "arg_max(size_bytes, seen_at), arg_max(mtime_ns, seen_at) "
             "FROM manifest WHERE stem IS NOT NULL AND status <> 'superseded' GROUP BY stem"
         ).fetchall()
     }
@@ -133,13 +138,18 @@ def plan(con, uploads: Path, run_id: str, result: IngestResult) -> list[list[Inc
         except BadFileName as e:
             _reject(con, run_id, result, path.name, "bad_file_name", str(e))
             continue
-        sha = sha256_of(path)
+        st = path.stat()
         prev = latest.get(name.stem)
+        if prev and (prev[0], prev[3], prev[4]) == (path.name, st.st_size, st.st_mtime_ns):
+            # the very file seen before, untouched since (rewriting it changes its mtime): no need to hash it
+            result.unchanged += 1
+            continue
+        sha = sha256_of(path)
         if prev and prev[1] == sha:
             result.unchanged += 1
             continue
         by_stem.setdefault(name.stem, []).append(
-            Incoming(path, name, sha, path.stat().st_size, loaded_names.get(name.stem, []))
+            Incoming(path, name, sha, st.st_size, st.st_mtime_ns, loaded_names.get(name.stem, []))
         )
     rounds: list[list[Incoming]] = []
     for versions in by_stem.values():
@@ -283,43 +293,18 @@ class Known:
     validator: ContractValidator
 
 
-@dataclass
-class Prepared:
-    """A batch read, parsed and sent to the contract's validation: everything that needs no warehouse."""
-
-    table: Table
-    files: list[Incoming]
-    rejected: dict[int, FileRejected]  # by file index: files refused whole
-    batch: pl.DataFrame | None = None  # the rows as uploaded (text), with _fi, _row, _fcode, _fday
-    info: pl.DataFrame | None = None  # per read file: _fi, source_file, _fcode, _fday
-    checks: PendingChecks | None = None
-
-
-def _prepare(table: Table, files: list[Incoming], known: Known, say: Callable[[str], None]) -> Prepared:
+def _load_batch(
+    con,
+    table: Table,
+    files: list[Incoming],
+    run_id: str,
+    known: Known,
+    result: IngestResult,
+    say: Callable[[str], None],
+) -> None:
     say(f"{table.name}: reading and checking {len(files)} files ({sum(f.size for f in files) / 2**20:.0f} MB)")
     raws, rejected = read_batch([(i, f.path, f.name.ext) for i, f in enumerate(files)], table)
-    read = [i for i in range(len(files)) if i not in rejected]
-    if not read:
-        return Prepared(table, files, rejected)
-    info = pl.DataFrame(
-        {
-            "_fi": read,
-            "source_file": [files[i].path.name for i in read],
-            "_fcode": [files[i].name.code for i in read],
-            "_fday": [files[i].name.day for i in read],
-        },
-        schema={"_fi": pl.Int32, "source_file": pl.String, "_fcode": pl.String, "_fday": pl.Date},
-    )
-    batch = pl.concat([r.frame for r in raws]).join(info.drop("source_file"), on="_fi", how="left")
-    checks = upload_row_checks(table, known.institutions, known.catalog)
-    return Prepared(table, files, rejected, batch, info, start_checks(batch, table, checks, known.validator))
-
-
-def _write_batch(con, p: Prepared, run_id: str, result: IngestResult, say: Callable[[str], None]) -> None:
-    """Take a prepared batch's verdict, judge its rows against the warehouse and write them: rows,
-    quarantine, warnings, manifest."""
-    table, files = p.table, p.files
-    for i, e in sorted(p.rejected.items()):
+    for i, e in sorted(rejected.items()):
         inc = files[i]
         meta = {
             "stem": inc.name.stem,
@@ -328,9 +313,10 @@ def _write_batch(con, p: Prepared, run_id: str, result: IngestResult, say: Calla
             "table": table.name,
             "sha": inc.sha256,
             "size": inc.size,
+            "mtime": inc.mtime_ns,
         }
         _reject(con, run_id, result, inc.path.name, e.rule, e.message, meta)
-    read = [i for i in range(len(files)) if i not in p.rejected]
+    read = [i for i in range(len(files)) if i not in rejected]
     # a corrected file replaces every row its earlier version loaded
     for i in read:
         if files[i].supersedes:
@@ -343,8 +329,18 @@ def _write_batch(con, p: Prepared, run_id: str, result: IngestResult, say: Calla
             result.corrected += 1
     if not read:
         return
-    batch, info = p.batch, p.info
-    typed, found = p.checks.result()
+    info = pl.DataFrame(
+        {
+            "_fi": read,
+            "source_file": [files[i].path.name for i in read],
+            "_fcode": [files[i].name.code for i in read],
+            "_fday": [files[i].name.day for i in read],
+        },
+        schema={"_fi": pl.Int32, "source_file": pl.String, "_fcode": pl.String, "_fday": pl.Date},
+    )
+    batch = pl.concat([r.frame for r in raws]).join(info.drop("source_file"), on="_fi", how="left")
+    checks = upload_row_checks(table, known.institutions, known.catalog)
+    typed, found = parse_and_check(batch, table, checks, known.validator)
     severity = {name: spec.severity for name, spec in rule_specs().items()}
     found = found.with_columns(
         sev=pl.col("rule").str.split(":").list.first().replace_strict(severity, default="reject")
@@ -404,6 +400,7 @@ def _write_batch(con, p: Prepared, run_id: str, result: IngestResult, say: Calla
         table_name=pl.lit(table.name),
         sha256=pl.Series([files[i].sha256 for i in read]),
         size_bytes=pl.Series([files[i].size for i in read]),
+        mtime_ns=pl.Series([files[i].mtime_ns for i in read], dtype=pl.Int64),
         status=pl.lit("loaded"),
         reason=pl.lit(None, pl.String),
         rows_received="received",
@@ -444,12 +441,14 @@ def known_codes(con, table: str, column: str) -> list[str] | None:
 # warnings that need a visit and its lines together: checked once all of the night's rows are in
 CROSS_TABLE_WARNINGS = """
 INSERT INTO contract_warnings
+WITH touched AS (SELECT fixmedins_code, setl_id FROM setl WHERE run_id = ?
+                 UNION SELECT fixmedins_code, setl_id FROM fee WHERE run_id = ?),
+f AS (SELECT fixmedins_code, setl_id, sum(det_item_fee_sumamt) AS total
+      FROM fee SEMI JOIN touched USING (fixmedins_code, setl_id) GROUP BY ALL)
 SELECT ?, s.source_file, 'setl', s.source_row, s.setl_id, s.fixmedins_code, 'setl_sum_mismatch',
        format('medfee_sumamt={} 明细合计={}', s.medfee_sumamt, coalesce(f.total, 0)), NULL
-FROM setl s LEFT JOIN (SELECT fixmedins_code, setl_id, sum(det_item_fee_sumamt) AS total FROM fee GROUP BY ALL) f
-     USING (fixmedins_code, setl_id)
-WHERE (s.run_id = ? OR s.setl_id IN (SELECT setl_id FROM fee WHERE run_id = ?))
-  AND s.medfee_sumamt IS DISTINCT FROM coalesce(f.total, 0);
+FROM setl s SEMI JOIN touched USING (fixmedins_code, setl_id) LEFT JOIN f USING (fixmedins_code, setl_id)
+WHERE s.medfee_sumamt IS DISTINCT FROM coalesce(f.total, 0);
 INSERT INTO contract_warnings
 SELECT ?, f.source_file, 'fee', f.source_row, f.feedetl_sn, f.fixmedins_code, 'fee_outside_visit',
        format('fee_ocur_time={} 就诊{}至{}', f.fee_ocur_time, CAST(s.begntime AS DATE), CAST(s.endtime AS DATE)), NULL
@@ -475,20 +474,10 @@ def ingest(
         validator or ContractValidator(),
     )
     tables = upload_tables()
-    jobs = [
-        (tables[t], batch)
-        for files in rounds
-        for t in TABLE_ORDER
-        for batch in _batches([f for f in files if f.name.table == t])
-    ]
-    # one batch ahead: batch k+1 is read and parsed here while the validation worker checks batch k, then
-    # batch k is judged and written while the worker checks batch k+1. Nothing before the write needs the
-    # warehouse, so the order of the writes (and every judgement against earlier batches) is unchanged.
-    ahead = _prepare(*jobs[0], known, say) if jobs else None
-    for k in range(len(jobs)):
-        current, ahead = ahead, (_prepare(*jobs[k + 1], known, say) if k + 1 < len(jobs) else None)
-        _write_batch(con, current, run_id, result, say)
-        del current  # at most two batches in memory: the one being written and the one being checked
+    for files in rounds:
+        for t in TABLE_ORDER:
+            for batch in _batches([f for f in files if f.name.table == t]):
+                _load_batch(con, tables[t], batch, run_id, known, result, say)
     if rounds:
         for statement in CROSS_TABLE_WARNINGS.strip().split(";\n"):
             if statement.strip():

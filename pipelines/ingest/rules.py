@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from data_contracts.contract import Column, Table
-from data_contracts.gx_validation import ContractValidator, Expect, PendingValidation
+from data_contracts.gx_validation import ContractValidator, Expect
 
 TS_FORMAT = "%Y-%m-%d %H:%M:%S"
 KEY = ["_fi", "_row"]  # file index in the batch, spreadsheet row
@@ -207,47 +207,30 @@ def upload_row_checks(table: Table, institutions: list[str] | None, catalog: lis
 
 
 _DEFAULT = ContractValidator()
-_NO_FAILURES = {"_fi": pl.Int32, "_row": pl.Int32, "rule": pl.String, "value": pl.String}
-
-
-@dataclass
-class PendingChecks:
-    """A batch parsed and sent to GX; `result()` waits for the verdict and returns (typed rows, failures)."""
-
-    checked: pl.DataFrame  # the batch as parsed, with the raw text and the helper columns
-    table: Table
-    values: dict[str, pl.Expr]  # rule -> what the quarantine shows
-    helpers: list[str]  # columns added for the expectations only
-    pending: PendingValidation
-
-    def result(self) -> tuple[pl.DataFrame, pl.DataFrame]:
-        failed = self.pending.result()
-        parts = []
-        for rule, rows in failed.group_by("rule", maintain_order=True):
-            hit = self.checked.join(rows.select(KEY), on=KEY, how="semi")
-            value = self.values[rule[0]].cast(pl.String).alias("value")
-            parts.append(hit.select(*KEY, pl.lit(rule[0]).alias("rule"), value))
-        failures = pl.concat(parts) if parts else pl.DataFrame(schema=_NO_FAILURES)
-        typed = self.checked.drop([f"{c}__raw" for c in self.table.codes], *self.helpers)
-        return typed, failures
-
-
-def start_checks(
-    batch: pl.DataFrame, table: Table, row_checks: list[Check] = (), validator: ContractValidator | None = None
-) -> PendingChecks:
-    """Parse a batch of canonical text rows and send it to GX; the batch carries `_fi` (file index) and
-    `_row` (spreadsheet row) besides the table's columns."""
-    frame = batch.with_columns(pl.col(c).alias(f"{c}__raw") for c in table.codes)
-    frame = frame.with_columns(_typed(c) for c in table.columns)
-    checks = [ch for c in table.columns for ch in column_checks(c)] + list(row_checks)
-    helpers = {k: v for ch in checks for k, v in ch.helpers.items()}
-    checked = frame.with_columns(**helpers) if helpers else frame
-    pending = (validator or _DEFAULT).submit(table.name, checked, [ch.expect for ch in checks])
-    return PendingChecks(checked, table, {ch.rule: ch.value for ch in checks}, list(helpers), pending)
 
 
 def parse_and_check(
     batch: pl.DataFrame, table: Table, row_checks: list[Check] = (), validator: ContractValidator | None = None
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Return (typed rows, failures[_fi, _row, rule, value]) for a batch of canonical text rows."""
-    return start_checks(batch, table, row_checks, validator).result()
+    """Return (typed rows, failures[_fi, _row, rule, value]) for a batch of canonical text rows.
+
+    The batch carries `_fi` (file index) and `_row` (spreadsheet row) besides the table's columns.
+    """
+    frame = batch.with_columns(pl.col(c).alias(f"{c}__raw") for c in table.codes)
+    frame = frame.with_columns(_typed(c) for c in table.columns)
+    checks = [ch for c in table.columns for ch in column_checks(c)] + list(row_checks)
+    helpers = {k: v for ch in checks for k, v in ch.helpers.items()}
+    checked = frame.with_columns(**helpers) if helpers else frame
+    failed = (validator or _DEFAULT).validate(table.name, checked, [ch.expect for ch in checks])
+    values = {ch.rule: ch.value for ch in checks}
+    parts = []
+    for rule, rows in failed.group_by("rule", maintain_order=True):
+        hit = checked.join(rows.select(KEY), on=KEY, how="semi")
+        parts.append(hit.select(*KEY, pl.lit(rule[0]).alias("rule"), values[rule[0]].cast(pl.String).alias("value")))
+    failures = (
+        pl.concat(parts)
+        if parts
+        else pl.DataFrame(schema={"_fi": pl.Int32, "_row": pl.Int32, "rule": pl.String, "value": pl.String})
+    )
+    typed = frame.drop([f"{c}__raw" for c in table.codes])
+    return typed, failures

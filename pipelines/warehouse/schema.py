@@ -37,7 +37,7 @@ CREATE TABLE IF NOT EXISTS runs (
 -- every upload file the loader has seen, one row per version (name + content hash)
 CREATE TABLE IF NOT EXISTS manifest (
     file_name VARCHAR, stem VARCHAR, fixmedins_code VARCHAR, file_date DATE, table_name VARCHAR,
-    sha256 VARCHAR, size_bytes BIGINT, status VARCHAR, reason VARCHAR,
+    sha256 VARCHAR, size_bytes BIGINT, mtime_ns BIGINT, status VARCHAR, reason VARCHAR,
     rows_received INTEGER, rows_loaded INTEGER, rows_quarantined INTEGER, rows_duplicate INTEGER,
     run_id VARCHAR, seen_at TIMESTAMP
 );
@@ -153,3 +153,5 @@ def create_all(con: duckdb.DuckDBPyConnection) -> None:
     for table in upload_tables().values():
         con.execute(upload_ddl(table))
     con.execute(OTHER_TABLES)
+    # columns added after the first release, for warehouses created before them
+    con.execute("ALTER TABLE manifest ADD COLUMN IF NOT EXISTS mtime_ns BIGINT")
