@@ -5,7 +5,9 @@ night (one new day of uploads on a warehouse that already holds the rest), at on
 
 Per scale, in separate processes on the same files: the generated inbox minus its last day loads first
 (the "full" night, from an empty warehouse); then the last day's uploads arrive and the "incremental" night
-runs. Each night's step timings come from its run_summary.json, its wall time and peak RSS from wait4.
+runs. Below large, the full night also runs once with the GX suites switched off (nightly_without_gx.py), to
+measure what validation adds. Each night's step timings come from its run_summary.json, its wall time and
+peak RSS from wait4.
 Growth between scales is time and memory per fee line. Results: benchmarks/results/nightly-<scales>.json.
 """
 
