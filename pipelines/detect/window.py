@@ -58,9 +58,10 @@ class Window:
 
     def person_parts(self) -> Iterator[pl.DataFrame]:
         """The window's lines in slices; all lines of one person fall in the same slice. The table is stored
-        sorted by slice, so each read touches only its own row groups."""
+        sorted by slice and then in LINE_ORDER, so each read touches only its own row groups and needs no sort
+        of its own (DuckDB keeps a filtered scan in insertion order: `preserve_insertion_order` is on)."""
         for i in range(self.parts):
-            yield self.con.sql(f"SELECT * EXCLUDE (part) FROM w_lines WHERE part = {i} {LINE_ORDER}").pl()
+            yield self.con.sql(f"SELECT * EXCLUDE (part) FROM w_lines WHERE part = {i}").pl()
 
     def trace_lines(self) -> pl.DataFrame:
         return self.con.sql(f"SELECT * EXCLUDE (part) FROM w_lines WHERE drug_trac_codg IS NOT NULL {LINE_ORDER}").pl()
@@ -130,7 +131,7 @@ def load_window(con: duckdb.DuckDBPyConnection, as_of: date, days: int) -> Windo
                CAST(hash(s.psn_no) % {parts} AS INTEGER) AS part
         FROM w_net l JOIN setl s ON s.fixmedins_code = l.fixmedins_code AND s.setl_id = l.setl_id
         LEFT JOIN {ref_table(con, "catalog")} c USING (med_list_codg)
-        ORDER BY part
+        ORDER BY part, {LINE_ORDER.removeprefix("ORDER BY ")}
     """)
     con.execute("DROP TABLE w_net")
     catalog = con.sql("SELECT * FROM ref_catalog").pl() if has_table(con, "ref_catalog") else None
