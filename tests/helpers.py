@@ -89,5 +89,21 @@ def run(inbox: Path, db: Path, out: Path | None = None) -> dict:
     return run_nightly(NightlyParams(inbox, db, out or db.parent / "out"))
 
 
+def load_uploads(inbox: Path, db: Path, run_id: str = "run"):
+    """Only the reference lists and the uploads into `db` (no detection or outputs); the IngestResult."""
+    from data_contracts.gx_validation import ContractValidator
+    from pipelines.ingest.loader import ingest
+    from pipelines.ingest.reference import load_references
+    from pipelines.warehouse.session import connect_writer, write_session
+
+    validator = ContractValidator()
+    with write_session(db) as stage:
+        con = connect_writer(stage)
+        load_references(con, inbox / "reference", run_id, validator)
+        result = ingest(con, inbox, run_id, validator=validator)
+        con.close()
+    return result
+
+
 def quarantine(out: Path) -> pl.DataFrame:
     return pl.read_csv(out / "quarantine.csv", infer_schema=False)

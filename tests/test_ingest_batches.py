@@ -7,8 +7,8 @@ from pathlib import Path
 
 import duckdb
 
-from data_contracts.gx_validation import ContractValidator
 from tests.conftest import table_digest
+from tests.helpers import load_uploads
 
 ROWS = {
     "quarantine": "file, table_name, row_number, record_id, rule, value",
@@ -18,16 +18,7 @@ ROWS = {
 
 
 def _load(inbox: Path, db: Path) -> dict:
-    from pipelines.ingest.loader import ingest
-    from pipelines.ingest.reference import load_references
-    from pipelines.warehouse.session import connect_writer, write_session
-
-    validator = ContractValidator()
-    with write_session(db) as stage:
-        con = connect_writer(stage)
-        load_references(con, inbox / "reference", "run", validator)
-        result = ingest(con, inbox, "run", validator=validator)
-        con.close()
+    result = load_uploads(inbox, db)
     con = duckdb.connect(str(db), read_only=True)
     try:
         tables = {t: sorted(con.execute(f"SELECT {cols} FROM {t}").fetchall(), key=repr) for t, cols in ROWS.items()}

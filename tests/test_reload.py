@@ -149,3 +149,29 @@ def test_a_failing_step_leaves_the_warehouse_as_it_was(inbox_copy, tmp_path, mon
 
     s = json.loads((out / "run_summary.json").read_text())
     assert s["status"] == "failed" and "disk on fire" in s["error"]
+
+
+def test_a_file_seen_before_is_known_by_name_size_and_mtime_without_hashing_it_again(inbox_copy, tmp_path, monkeypatch):
+    import pipelines.ingest.loader as loader
+    from tests.helpers import load_uploads
+
+    db = tmp_path / "w.duckdb"
+    first = load_uploads(inbox_copy, db)
+    hashed: list[str] = []
+    real_sha = loader.sha256_of
+    monkeypatch.setattr(loader, "sha256_of", lambda p: hashed.append(p.name) or real_sha(p))
+    again = load_uploads(inbox_copy, db)
+    assert again.unchanged == first.loaded + 2 and again.loaded == 0
+    assert hashed == []  # untouched since the last night: recognised without reading a byte
+    # the same content copied again (new mtime) is hashed once, found unchanged, and remembered
+    touched = next(p for p in sorted((inbox_copy / "uploads").iterdir()) if p.name.endswith("_fee.csv"))
+    os.utime(touched, ns=(time.time_ns(), time.time_ns() + 10**9))
+    third = load_uploads(inbox_copy, db)
+    assert hashed == [touched.name] and third.loaded == 0 and third.unchanged == again.unchanged
+    hashed.clear()
+    load_uploads(inbox_copy, db)
+    assert hashed == []
+    # new content under the same name is hashed and loaded as a correction
+    touched.write_bytes(touched.read_bytes().replace(b"\n", b"\r\n"))
+    fourth = load_uploads(inbox_copy, db)
+    assert hashed == [touched.name] and fourth.loaded == 1 and fourth.corrected == 1

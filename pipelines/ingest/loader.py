@@ -128,6 +128,7 @@ def plan(con, uploads: Path, run_id: str, result: IngestResult) -> list[list[Inc
     for stem, name in con.execute("SELECT stem, file_name FROM manifest WHERE status = 'loaded'").fetchall():
         loaded_names.setdefault(stem, []).append(name)
     by_stem: dict[str, list[Incoming]] = {}
+    remember: list[tuple[str, str, int]] = []  # unchanged files seen at a new mtime: (name, sha256, mtime_ns)
     for path in list_uploads(uploads):
         result.seen += 1
         if path.is_symlink() or not path.is_file():
@@ -147,10 +148,19 @@ def plan(con, uploads: Path, run_id: str, result: IngestResult) -> list[list[Inc
         sha = sha256_of(path)
         if prev and prev[1] == sha:
             result.unchanged += 1
+            if prev[0] == path.name:  # touched or copied again, or recorded before mtimes were kept
+                remember.append((path.name, sha, st.st_mtime_ns))
             continue
         by_stem.setdefault(name.stem, []).append(
             Incoming(path, name, sha, st.st_size, st.st_mtime_ns, loaded_names.get(name.stem, []))
         )
+    if remember:  # so that tomorrow the same file is known without hashing it again
+        con.register("seen_again", pl.DataFrame(remember, schema=["name", "sha", "mtime"], orient="row").to_arrow())
+        con.execute(
+            "UPDATE manifest SET mtime_ns = s.mtime FROM seen_again s "
+            "WHERE manifest.file_name = s.name AND manifest.sha256 = s.sha"
+        )
+        con.unregister("seen_again")
     rounds: list[list[Incoming]] = []
     for versions in by_stem.values():
         versions.sort(key=lambda f: (f.path.stat().st_mtime_ns, f.path.name))
