@@ -41,7 +41,8 @@ CATALOG_LIMITS = {  # catalogue columns the rules compare lines with, in the typ
     "period_days": "INTEGER",
 }
 LINES_PER_PART = 1_500_000  # lines per slice handed to the rules (bounds their memory)
-LINE_ORDER = "ORDER BY fixmedins_code, feedetl_sn"
+LINE_KEY = "fixmedins_code, feedetl_sn"
+LINE_ORDER = f"ORDER BY {LINE_KEY}"
 
 
 @dataclass
@@ -131,7 +132,7 @@ def load_window(con: duckdb.DuckDBPyConnection, as_of: date, days: int) -> Windo
                CAST(hash(s.psn_no) % {parts} AS INTEGER) AS part
         FROM w_net l JOIN setl s ON s.fixmedins_code = l.fixmedins_code AND s.setl_id = l.setl_id
         LEFT JOIN {ref_table(con, "catalog")} c USING (med_list_codg)
-        ORDER BY part, {LINE_ORDER.removeprefix("ORDER BY ")}
+        ORDER BY part, {LINE_KEY}
     """)
     con.execute("DROP TABLE w_net")
     catalog = con.sql("SELECT * FROM ref_catalog").pl() if has_table(con, "ref_catalog") else None

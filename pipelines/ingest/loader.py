@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import NamedTuple
 
 import duckdb
 import polars as pl
@@ -70,6 +71,15 @@ class Incoming:
     supersedes: list[str]  # file names of the earlier loaded version(s) of the same stem
 
 
+class Seen(NamedTuple):
+    """The last version of a stem the manifest holds."""
+
+    name: str
+    sha256: str
+    size: int | None
+    mtime_ns: int | None  # None for files recorded before mtimes were kept
+
+
 def sha256_of(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -117,11 +127,10 @@ def _reject(
 def plan(con, uploads: Path, run_id: str, result: IngestResult) -> list[list[Incoming]]:
     """Sort the folder into rounds of new files (a stem appears once per round); reject bad names."""
     latest = {
-        stem: (name, sha, status, size, mtime)
-        for stem, name, sha, status, size, mtime in con.execute(
-            "SELECT stem, arg_max(file_name, seen_at), arg_max(sha256, seen_at), arg_max(status, seen_at), "
-            "arg_max(size_bytes, seen_at), arg_max(mtime_ns, seen_at) "
-            "FROM manifest WHERE stem IS NOT NULL AND status <> 'superseded' GROUP BY stem"
+        stem: Seen(*seen)
+        for stem, *seen in con.execute(
+            "SELECT stem, arg_max(file_name, seen_at), arg_max(sha256, seen_at), arg_max(size_bytes, seen_at), "
+            "arg_max(mtime_ns, seen_at) FROM manifest WHERE stem IS NOT NULL AND status <> 'superseded' GROUP BY stem"
         ).fetchall()
     }
     loaded_names: dict[str, list[str]] = {}
@@ -141,14 +150,14 @@ def plan(con, uploads: Path, run_id: str, result: IngestResult) -> list[list[Inc
             continue
         st = path.stat()
         prev = latest.get(name.stem)
-        if prev and (prev[0], prev[3], prev[4]) == (path.name, st.st_size, st.st_mtime_ns):
+        if prev and (prev.name, prev.size, prev.mtime_ns) == (path.name, st.st_size, st.st_mtime_ns):
             # the very file seen before, untouched since (rewriting it changes its mtime): no need to hash it
             result.unchanged += 1
             continue
         sha = sha256_of(path)
-        if prev and prev[1] == sha:
+        if prev and prev.sha256 == sha:
             result.unchanged += 1
-            if prev[0] == path.name:  # touched or copied again, or recorded before mtimes were kept
+            if prev.name == path.name:  # touched or copied again, or recorded before mtimes were kept
                 remember.append((path.name, sha, st.st_mtime_ns))
             continue
         by_stem.setdefault(name.stem, []).append(
@@ -163,7 +172,7 @@ def plan(con, uploads: Path, run_id: str, result: IngestResult) -> list[list[Inc
         con.unregister("seen_again")
     rounds: list[list[Incoming]] = []
     for versions in by_stem.values():
-        versions.sort(key=lambda f: (f.path.stat().st_mtime_ns, f.path.name))
+        versions.sort(key=lambda f: (f.mtime_ns, f.path.name))
         for k, inc in enumerate(versions):
             if k > 0:  # a later version in the same night corrects the earlier one
                 inc.supersedes = [versions[k - 1].path.name]
