@@ -33,10 +33,13 @@ def visit_detector(name: str):
     return module
 
 
-def detect(w: Window, cfg: dict, history: pl.DataFrame | None = None) -> Detection:
+def detect(w: Window, cfg: dict, history: pl.DataFrame | None = None, carried: pl.DataFrame | None = None) -> Detection:
+    """`carried`: per-person rule findings still valid from last night for the persons whose lines are not in
+    the window's slices (see incremental.py); None when the slices hold everyone."""
     found = [visit_detector(name).run(w.visits, cfg) for name in cfg["detectors"]["visit_level"]]
     # the rules see the lines a slice at a time (see window.py), the trace-coded lines together, the visits once
-    rules = [run_rules(RuleInputs(part, w.visits, w.catalog, w.pairs), scopes=("lines",)) for part in w.person_parts()]
+    rules = [] if carried is None else [carried]
+    rules += [run_rules(RuleInputs(part, w.visits, w.catalog, w.pairs), scopes=("lines",)) for part in w.person_parts()]
     trace = w.trace_lines()
     rules.append(run_rules(RuleInputs(trace, w.visits, w.catalog, w.pairs), scopes=("trace",)))
     rules.append(run_rules(RuleInputs(trace.head(0), w.visits, w.catalog, w.pairs), scopes=("visits",)))

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
 import polars as pl
 
 from detectors.config import load as load_config
+from pipelines.detect import incremental
 from pipelines.detect.run import Detection, detect
 from pipelines.detect.window import load_window
 from pipelines.outputs.safe_text import write_csv
@@ -84,12 +85,18 @@ def confirmed_history(con: duckdb.DuckDBPyConnection, as_of: date, days: int) ->
 
 def run_detect(con: duckdb.DuckDBPyConnection, run_id: str, as_of: date, out: Path) -> dict:
     cfg = load_config()
-    w = load_window(con, as_of, cfg["window"]["days"])
+    days = cfg["window"]["days"]
+    start = as_of - timedelta(days=days - 1)
+    current = incremental.fingerprint(con, cfg)
+    scope = incremental.plan(con, start, as_of, current)
+    w = load_window(con, as_of, days, recheck=scope.mode == "incremental")
     try:
-        d = detect(w, cfg, confirmed_history(con, as_of, cfg["scoring"]["repeat_offender_days"]))
+        history = confirmed_history(con, as_of, cfg["scoring"]["repeat_offender_days"])
+        d = detect(w, cfg, history, carried=incremental.carried_findings(con, scope))
     finally:
         w.close()
     store(con, run_id, as_of, d)
+    incremental.record(con, run_id, as_of, start, current, scope)
     names = (
         con.sql("SELECT fixmedins_code, fixmedins_name FROM ref_institutions").pl()
         if has_table(con, "ref_institutions")
@@ -100,6 +107,10 @@ def run_detect(con: duckdb.DuckDBPyConnection, run_id: str, as_of: date, out: Pa
         "window": [w.start.isoformat(), w.end.isoformat()],
         "visits": w.visits.height,
         "fee_lines": w.n_lines,
+        "mode": scope.mode,
+        "mode_reason": scope.reason,
+        "persons_rechecked": scope.persons,
+        "lines_rechecked": w.n_checked,
         "findings": d.findings.height,
         "flagged_visits": d.visits.height,
         "institutions": d.institutions.height,

@@ -56,6 +56,7 @@ class Window:
     complaints: pl.DataFrame
     parts: int = 1
     con: duckdb.DuckDBPyConnection | None = None  # holds the temp table `w_lines` until close()
+    n_checked: int = 0  # lines in the person slices: all of the window's, or those of the persons rechecked
 
     def person_parts(self) -> Iterator[pl.DataFrame]:
         """The window's lines in slices; all lines of one person fall in the same slice. The table is stored
@@ -73,7 +74,9 @@ class Window:
             self.con = None
 
 
-def load_window(con: duckdb.DuckDBPyConnection, as_of: date, days: int) -> Window:
+def load_window(con: duckdb.DuckDBPyConnection, as_of: date, days: int, recheck: bool = False) -> Window:
+    """The window of `days` ending at `as_of`. With `recheck`, the slices hold only the lines of the persons
+    listed in the temp table `w_recheck(psn_no)` (the others' per-person findings are known from last night)."""
     start = as_of - timedelta(days=days - 1)
     lo, hi = datetime.combine(start, time.min), datetime.combine(as_of + timedelta(days=1), time.min)
     inst = (
@@ -125,13 +128,24 @@ def load_window(con: duckdb.DuckDBPyConnection, as_of: date, days: int) -> Windo
     ).pl()
     limits = ", ".join(f"CAST(c.{k} AS {t}) AS {k}" for k, t in CATALOG_LIMITS.items())
     n_lines = con.execute("SELECT count(*) FROM w_net").fetchall()[0][0]
-    parts = max(1, -(-n_lines // LINES_PER_PART))
+    part = "hash(s.psn_no) % {parts}"
+    due, only = "", ""
+    if recheck:
+        # the others' lines are kept only where the trace-code rule needs them, outside every slice (part -1)
+        due = "LEFT JOIN (SELECT DISTINCT psn_no, true AS due FROM w_recheck) d ON d.psn_no = s.psn_no"
+        part, only = f"CASE WHEN d.due THEN {part} ELSE -1 END", "WHERE d.due OR l.drug_trac_codg IS NOT NULL"
+        persons = con.sql("SELECT psn_no FROM w_recheck").pl()
+        n_checked = int(visits.join(persons, on="psn_no", how="semi")["n_lines"].sum())
+    else:
+        n_checked = n_lines
+    parts = max(1, -(-n_checked // LINES_PER_PART))
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE w_lines AS
         SELECT l.*, s.psn_no, s.gend, s.age, s.med_type, s.begntime, s.endtime, {limits},
-               CAST(hash(s.psn_no) % {parts} AS INTEGER) AS part
+               CAST({part.format(parts=parts)} AS INTEGER) AS part
         FROM w_net l JOIN setl s ON s.fixmedins_code = l.fixmedins_code AND s.setl_id = l.setl_id
         LEFT JOIN {ref_table(con, "catalog")} c USING (med_list_codg)
+        {due} {only}
         ORDER BY part, {LINE_KEY}
     """)
     con.execute("DROP TABLE w_net")
@@ -151,4 +165,4 @@ def load_window(con: duckdb.DuckDBPyConnection, as_of: date, days: int) -> Windo
         if has_table(con, "ref_complaints")
         else pl.DataFrame(schema={"fixmedins_code": pl.String})
     )
-    return Window(start, as_of, visits, n_lines, catalog, pairs, complaints, parts, con)
+    return Window(start, as_of, visits, n_lines, catalog, pairs, complaints, parts, con, n_checked)

@@ -52,6 +52,11 @@ CREATE TABLE IF NOT EXISTS findings (
     setl_id VARCHAR, fixmedins_code VARCHAR, psn_no VARCHAR, occurred_on DATE, score DOUBLE, amount DOUBLE,
     reason VARCHAR, evidence VARCHAR
 );
+-- what each detection run covered, so the next night re-runs the per-person rules only where lines changed
+CREATE TABLE IF NOT EXISTS detect_state (
+    run_id VARCHAR, as_of DATE, window_start DATE, fingerprint VARCHAR, superseded_files BIGINT, mode VARCHAR,
+    persons_rechecked BIGINT, recorded_at TIMESTAMP
+);
 CREATE TABLE IF NOT EXISTS institution_scores (
     run_id VARCHAR, as_of DATE, fixmedins_code VARCHAR, fixmedins_type VARCHAR, region VARCHAR, risk_score DOUBLE,
     visits BIGINT, total_amount DOUBLE,

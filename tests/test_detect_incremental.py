@@ -1,0 +1,114 @@
+"""A new day on a warehouse that already holds the window: only the persons whose lines changed are rechecked
+by the per-person rules, and the night finds exactly what a full detection of the same warehouse finds.
+
+The window is cut to 20 days for these tests so that, as the night moves one day on, a day of visits also
+leaves the window (the small inbox spans 30 days).
+"""
+
+from __future__ import annotations
+
+import copy
+import shutil
+from datetime import date, timedelta
+
+import duckdb
+import polars as pl
+import pytest
+
+from detectors.config import load
+from pipelines.detect import incremental
+from pipelines.ingest.naming import BadFileName, parse
+from pipelines.nightly import NightlyParams, run_nightly
+
+FINDINGS = """SELECT source, setl_id, psn_no, round(score, 9) AS score, amount, reason, evidence FROM findings
+              WHERE run_id = ? ORDER BY source, fixmedins_code, setl_id"""
+
+
+def _short_window() -> dict:
+    cfg = copy.deepcopy(load())
+    cfg["window"]["days"] = 20
+    return cfg
+
+
+def _hold_last_day(inbox, held) -> date:
+    days: dict[date, list] = {}
+    for f in (inbox / "uploads").iterdir():
+        try:
+            days.setdefault(parse(f.name).day, []).append(f)
+        except BadFileName:
+            continue
+    last = max(days)
+    held.mkdir()
+    for f in days[last]:
+        shutil.move(f, held / f.name)
+    return last
+
+
+@pytest.fixture(scope="module")
+def nights(small_inbox, tmp_path_factory):
+    """(incremental night's summary and warehouse, full night's summary and warehouse, outputs of both)."""
+    root = tmp_path_factory.mktemp("incremental")
+    mp = pytest.MonkeyPatch()
+    mp.setattr("pipelines.detect.step.load_config", _short_window)
+    try:
+        inbox = root / "inbox"
+        shutil.copytree(small_inbox, inbox)
+        last = _hold_last_day(inbox, root / "held")
+        first = run_nightly(NightlyParams(inbox, root / "w.duckdb", root / "o1", as_of=last - timedelta(days=1)))
+        for f in (root / "held").iterdir():
+            shutil.move(f, inbox / "uploads" / f.name)
+        inc = run_nightly(NightlyParams(inbox, root / "w.duckdb", root / "o2", as_of=last))
+        full = run_nightly(NightlyParams(inbox, root / "full.duckdb", root / "o3", as_of=last))
+    finally:
+        mp.undo()
+    return first, (inc, root / "w.duckdb", root / "o2"), (full, root / "full.duckdb", root / "o3")
+
+
+def test_a_new_day_rechecks_only_the_persons_whose_lines_changed(nights):
+    first, (inc, db, _), (full, _, _) = nights
+    assert first["detection"]["mode"] == "full"
+    assert full["detection"]["mode"] == "full"
+    d = inc["detection"]
+    assert d["mode"] == "incremental", d["mode_reason"]
+    con = duckdb.connect(str(db), read_only=True)
+    persons = con.execute("SELECT count(DISTINCT psn_no) FROM setl").fetchall()[0][0]
+    con.close()
+    assert 0 < d["persons_rechecked"] < persons / 2
+    assert 0 < d["lines_rechecked"] < d["fee_lines"] / 2
+
+
+def test_the_incremental_night_finds_what_a_full_detection_finds(nights):
+    _, (inc, db_inc, out_inc), (full, db_full, out_full) = nights
+    found = []
+    for summary, db in ((inc, db_inc), (full, db_full)):
+        con = duckdb.connect(str(db), read_only=True)
+        found.append(con.sql(FINDINGS, params=[summary["run_id"]]).pl())
+        con.close()
+    assert found[0].filter(pl.col("source").is_in(incremental.per_person_sources())).height > 50
+    assert found[0].equals(found[1])
+    for name in ("anomalies.csv", "institution_scores.csv"):
+        a, b = (pl.read_csv(o / name, infer_schema=False) for o in (out_inc, out_full))
+        assert a.equals(b), name
+
+
+def test_a_changed_rule_set_or_a_correction_means_a_full_detection(nights, tmp_path):
+    _, (inc, db, _), _ = nights
+    copy_db = tmp_path / "w.duckdb"
+    shutil.copy(db, copy_db)
+    con = duckdb.connect(str(copy_db))
+    cfg = _short_window()
+    as_of = date.fromisoformat(inc["as_of"])
+    start = as_of - timedelta(days=19)
+    current = incremental.fingerprint(con, cfg)
+    assert incremental.plan(con, start, as_of, current).mode == "incremental"
+    # nothing loaded since and the same window: nobody to recheck
+    assert incremental.plan(con, start, as_of, current).persons == 0
+    stricter = copy.deepcopy(cfg)
+    stricter["high_cost"]["min_z"] += 1
+    assert incremental.plan(con, start, as_of, incremental.fingerprint(con, stricter)).mode == "full"
+    con.execute("UPDATE ref_catalog SET pric_uplmt_amt = pric_uplmt_amt + 1 WHERE rowid = 0")
+    assert incremental.fingerprint(con, cfg) != current
+    con.execute("UPDATE manifest SET status = 'superseded' WHERE rowid = 0")
+    scope = incremental.plan(con, start, as_of, current)
+    assert scope.mode == "full" and "corrected" in scope.reason
+    con.close()
