@@ -74,6 +74,29 @@ class Window:
             self.con = None
 
 
+def _update_visit_amounts(con: duckdb.DuckDBPyConnection, recheck: bool) -> None:
+    """Keep `visit_amounts` (lines and money per component of each visit in the last window) up to date from
+    `w_net`: rebuilt whole, or (rechecking) only for the visits of the persons rechecked. Those are the only
+    visits whose lines or window membership changed, so every other visit's amounts are still right."""
+    comp = ", ".join(
+        # money, rounded to the cent: a parallel float sum must not differ in its last bits between runs
+        f"round(coalesce(sum(amt) FILTER (med_chrgitm_type IN ({', '.join(repr(c) for c in codes)})), 0), 2) AS {name}"
+        for name, codes in COMPONENTS.items()
+    )
+    if recheck:
+        con.execute(
+            """DELETE FROM visit_amounts v USING setl s
+               WHERE s.fixmedins_code = v.fixmedins_code AND s.setl_id = v.setl_id
+                 AND s.psn_no IN (SELECT psn_no FROM w_recheck)"""
+        )
+    else:
+        con.execute("DELETE FROM visit_amounts")
+    con.execute(
+        f"""INSERT INTO visit_amounts
+            SELECT fixmedins_code, setl_id, count(*) AS n_lines, {comp} FROM w_net WHERE due GROUP BY ALL"""
+    )
+
+
 def load_window(con: duckdb.DuckDBPyConnection, as_of: date, days: int, recheck: bool = False) -> Window:
     """The window of `days` ending at `as_of`. With `recheck`, the slices hold only the lines of the persons
     listed in the temp table `w_recheck(psn_no)` (the others' per-person findings are known from last night)."""
@@ -85,11 +108,21 @@ def load_window(con: duckdb.DuckDBPyConnection, as_of: date, days: int, recheck:
         else "LEFT JOIN (SELECT NULL::VARCHAR AS fixmedins_code, NULL::VARCHAR AS fixmedins_type, "
         "NULL::VARCHAR AS hosp_lv, NULL::VARCHAR AS region) i USING (fixmedins_code)"
     )
+    # which visits' lines are netted tonight: all of the window's, or (rechecking) those of the persons to
+    # recheck plus the visits with trace-coded lines (the trace-code rule compares them across persons)
+    due = "true"
+    if recheck:
+        due = "psn_no IN (SELECT psn_no FROM w_recheck)"
+        traced = "(SELECT DISTINCT fixmedins_code, setl_id FROM fee WHERE drug_trac_codg IS NOT NULL)"
+        window = f"""SELECT fixmedins_code, setl_id, {due} AS due FROM setl WHERE setl_time >= $lo AND setl_time < $hi
+                     AND ({due} OR (fixmedins_code, setl_id) IN {traced})"""
+    else:
+        window = "SELECT fixmedins_code, setl_id, true AS due FROM setl WHERE setl_time >= $lo AND setl_time < $hi"
     con.execute(
-        """
+        f"""
         CREATE OR REPLACE TEMP TABLE w_net AS
-        WITH w AS (SELECT fixmedins_code, setl_id FROM setl WHERE setl_time >= ? AND setl_time < ?),
-        f AS (SELECT f.* FROM fee f SEMI JOIN w ON f.fixmedins_code = w.fixmedins_code AND f.setl_id = w.setl_id),
+        WITH w AS ({window}),
+        f AS (SELECT f.*, w.due FROM fee f JOIN w ON f.fixmedins_code = w.fixmedins_code AND f.setl_id = w.setl_id),
         r AS (SELECT fixmedins_code, init_feedetl_sn, sum(cnt) AS rcnt FROM f WHERE cnt < 0 GROUP BY ALL)
         SELECT f.feedetl_sn, f.setl_id, f.fixmedins_code, f.fee_ocur_time, f.med_list_codg, f.med_list_name,
                f.med_chrgitm_type, CAST(f.pric AS DOUBLE) AS pric,
@@ -97,20 +130,15 @@ def load_window(con: duckdb.DuckDBPyConnection, as_of: date, days: int, recheck:
                round(CAST(f.pric AS DOUBLE) * CAST(f.cnt + coalesce(r.rcnt, 0) AS DOUBLE), 2) AS amt,
                CASE WHEN r.rcnt IS NULL THEN f.prd_days
                     ELSE CAST(round(f.prd_days * (f.cnt + r.rcnt) / f.cnt) AS INTEGER) END AS prd_days,
-               f.drug_trac_codg
+               f.drug_trac_codg, f.due
         FROM f LEFT JOIN r ON r.fixmedins_code = f.fixmedins_code AND r.init_feedetl_sn = f.feedetl_sn
         WHERE f.cnt > 0 AND f.cnt + coalesce(r.rcnt, 0) > 0
     """,
-        [lo, hi],
+        {"lo": lo, "hi": hi},
     )
-    comp = ", ".join(
-        # money, rounded to the cent: a parallel float sum must not differ in its last bits between runs
-        f"round(coalesce(sum(amt) FILTER (med_chrgitm_type IN ({', '.join(repr(c) for c in codes)})), 0), 2) AS {name}"
-        for name, codes in COMPONENTS.items()
-    )
+    _update_visit_amounts(con, recheck)
     visits = con.sql(
         f"""
-        WITH c AS (SELECT fixmedins_code, setl_id, count(*) AS n_lines, {comp} FROM w_net GROUP BY ALL)
         SELECT s.setl_id, s.mdtrt_id, s.fixmedins_code,
                coalesce(i.fixmedins_type, CASE WHEN s.med_type = '41' THEN '2' ELSE '1' END) AS fixmedins_type,
                coalesce(i.hosp_lv, '0') AS hosp_lv, coalesce(i.region, '未知') AS region,
@@ -120,32 +148,23 @@ def load_window(con: duckdb.DuckDBPyConnection, as_of: date, days: int, recheck:
                coalesce(c.n_lines, 0) AS n_lines,
                {", ".join(f"coalesce(c.{n}, 0) AS {n}" for n in COMPONENTS)}
         FROM setl s {inst}
-        LEFT JOIN c ON c.fixmedins_code = s.fixmedins_code AND c.setl_id = s.setl_id
+        LEFT JOIN visit_amounts c ON c.fixmedins_code = s.fixmedins_code AND c.setl_id = s.setl_id
         WHERE s.setl_time >= ? AND s.setl_time < ?
         ORDER BY s.fixmedins_code, s.setl_id
     """,
         params=[lo, hi],
     ).pl()
     limits = ", ".join(f"CAST(c.{k} AS {t}) AS {k}" for k, t in CATALOG_LIMITS.items())
-    n_lines = con.execute("SELECT count(*) FROM w_net").fetchall()[0][0]
-    part = "hash(s.psn_no) % {parts}"
-    due, only = "", ""
-    if recheck:
-        # the others' lines are kept only where the trace-code rule needs them, outside every slice (part -1)
-        due = "LEFT JOIN (SELECT DISTINCT psn_no, true AS due FROM w_recheck) d ON d.psn_no = s.psn_no"
-        part, only = f"CASE WHEN d.due THEN {part} ELSE -1 END", "WHERE d.due OR l.drug_trac_codg IS NOT NULL"
-        persons = con.sql("SELECT psn_no FROM w_recheck").pl()
-        n_checked = int(visits.join(persons, on="psn_no", how="semi")["n_lines"].sum())
-    else:
-        n_checked = n_lines
+    n_lines = int(visits["n_lines"].sum())
+    n_checked = con.execute("SELECT count(*) FROM w_net WHERE due").fetchall()[0][0]
     parts = max(1, -(-n_checked // LINES_PER_PART))
+    # the others' lines (trace-coded only) stay outside every slice: part -1
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE w_lines AS
-        SELECT l.*, s.psn_no, s.gend, s.age, s.med_type, s.begntime, s.endtime, {limits},
-               CAST({part.format(parts=parts)} AS INTEGER) AS part
+        SELECT l.* EXCLUDE (due), s.psn_no, s.gend, s.age, s.med_type, s.begntime, s.endtime, {limits},
+               CAST(CASE WHEN l.due THEN hash(s.psn_no) % {parts} ELSE -1 END AS INTEGER) AS part
         FROM w_net l JOIN setl s ON s.fixmedins_code = l.fixmedins_code AND s.setl_id = l.setl_id
         LEFT JOIN {ref_table(con, "catalog")} c USING (med_list_codg)
-        {due} {only}
         ORDER BY part, {LINE_KEY}
     """)
     con.execute("DROP TABLE w_net")

@@ -57,6 +57,11 @@ CREATE TABLE IF NOT EXISTS detect_state (
     run_id VARCHAR, as_of DATE, window_start DATE, fingerprint VARCHAR, superseded_files BIGINT, mode VARCHAR,
     persons_rechecked BIGINT, recorded_at TIMESTAMP
 );
+-- per visit of the last detection's window: its netted lines and money per component (kept, not recomputed)
+CREATE TABLE IF NOT EXISTS visit_amounts (
+    fixmedins_code VARCHAR, setl_id VARCHAR, n_lines BIGINT,
+    drug_amt DOUBLE, exam_amt DOUBLE, material_amt DOUBLE, treatment_amt DOUBLE
+);
 CREATE TABLE IF NOT EXISTS institution_scores (
     run_id VARCHAR, as_of DATE, fixmedins_code VARCHAR, fixmedins_type VARCHAR, region VARCHAR, risk_score DOUBLE,
     visits BIGINT, total_amount DOUBLE,
