@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 from benchmarks.common import FLOOR, claimwatch_cmd, machine, measure, save, table
-from pipelines.ingest.naming import BadFileName, parse
+from pipelines.synth.days import hold_back_last_day
 
 UPLOADS = ("setl", "fee")
 
@@ -42,21 +42,6 @@ def night(inbox: Path, db: Path, out: Path, without_gx: bool = False) -> dict:
         "fee_loaded": s["rows"]["fee"]["loaded"],
         "setl_loaded": s["rows"]["setl"]["loaded"],
     }
-
-
-def split_last_day(inbox: Path, held: Path) -> str:
-    """Move the newest day's uploads out of the inbox into `held`; return that day."""
-    days = {}
-    for f in (inbox / "uploads").iterdir():
-        try:
-            days.setdefault(parse(f.name).day, []).append(f)
-        except BadFileName:
-            continue
-    last = max(days)
-    held.mkdir(parents=True, exist_ok=True)
-    for f in days[last]:
-        shutil.move(f, held / f.name)
-    return last.isoformat()
 
 
 def floor(inbox: Path, root: Path) -> dict:
@@ -88,7 +73,7 @@ def bench(scale: str, work: Path, keep_inbox: bool) -> dict:
     for old in ("w.duckdb", "out-full", "out-inc", "held"):
         p = root / old
         shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
-    day = split_last_day(inbox, root / "held")
+    day = hold_back_last_day(inbox, root / "held").isoformat()
     base = floor(inbox, root)
     bare = None
     if scale != "large":  # what GX adds: the same full night with the GX suites switched off (a minute at medium)

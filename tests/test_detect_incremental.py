@@ -17,8 +17,8 @@ import pytest
 
 from detectors.config import load
 from pipelines.detect import incremental
-from pipelines.ingest.naming import BadFileName, parse
 from pipelines.nightly import NightlyParams, run_nightly
+from pipelines.synth.days import hold_back_last_day
 
 FINDINGS = """SELECT source, setl_id, psn_no, round(score, 9) AS score, amount, reason, evidence FROM findings
               WHERE run_id = ? ORDER BY source, fixmedins_code, setl_id"""
@@ -30,20 +30,6 @@ def _short_window() -> dict:
     return cfg
 
 
-def _hold_last_day(inbox, held) -> date:
-    days: dict[date, list] = {}
-    for f in (inbox / "uploads").iterdir():
-        try:
-            days.setdefault(parse(f.name).day, []).append(f)
-        except BadFileName:
-            continue
-    last = max(days)
-    held.mkdir()
-    for f in days[last]:
-        shutil.move(f, held / f.name)
-    return last
-
-
 @pytest.fixture(scope="module")
 def nights(small_inbox, tmp_path_factory):
     """(incremental night's summary and warehouse, full night's summary and warehouse, outputs of both)."""
@@ -53,7 +39,7 @@ def nights(small_inbox, tmp_path_factory):
     try:
         inbox = root / "inbox"
         shutil.copytree(small_inbox, inbox)
-        last = _hold_last_day(inbox, root / "held")
+        last = hold_back_last_day(inbox, root / "held")
         first = run_nightly(NightlyParams(inbox, root / "w.duckdb", root / "o1", as_of=last - timedelta(days=1)))
         for f in (root / "held").iterdir():
             shutil.move(f, inbox / "uploads" / f.name)

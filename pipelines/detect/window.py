@@ -7,6 +7,8 @@ catalogue limits the rules need. A district's 90 days hold ~10M lines, too many 
 copies the rules make, so they stay in a DuckDB temp table and reach the rules in slices of whole persons
 (`person_parts`: every rule but one looks no further than one person), plus the drug-trace-coded lines
 together (`trace_lines`: a trace code may reappear at another person).
+On an incremental night (`recheck`, see incremental.py) the slices hold only the persons rechecked, and the
+per-visit amounts come from `visit_amounts`, recomputed only for their visits.
 All frames come in a fixed order with amounts to the cent, so the seeded models see the same matrix on every
 re-run of the same night and give the same findings.
 """
