@@ -105,6 +105,11 @@ def _print_summary(s: dict, out: Path, db: Path) -> None:
             f"  detection: {d['window'][0]}..{d['window'][1]}, {d['visits']:,} visits, {d['findings']:,} findings, "
             f"{d['flagged_visits']:,} flagged visits, {d['institutions']} institutions scored"
         )
+        if d.get("mode") == "incremental":
+            how = f"{d['persons_rechecked']:,} persons ({d['lines_rechecked']:,} lines) rechecked"
+            print(f"             per-person rules: incremental, {how}, the others' findings carried over")
+        elif d.get("mode"):
+            print(f"             per-person rules: full ({d['mode_reason']})")
     if c:
         print(f"  contract:  {c['warnings']:,} warnings, {c['send_back_files']} send-back workbooks in quarantine/")
     if dr := s.get("draw"):

@@ -1,14 +1,14 @@
 """Which persons tonight's per-person rules must look at again, and last night's findings for the others.
 
 Every rule of the `lines` scope judges one person's lines in the window and nothing else (the catalogue,
-the item pairs and the rules' own parameters aside). A person none of whose lines was loaded since the last
-detection, and none of whose visits entered or left the window since, has the same lines as last night, so
-last night's findings of those rules for that person still hold. Only the others are rechecked; on a new day
-that is a few per cent of a district's persons instead of all of them.
+the item pairs and the rules' own parameters aside). A person none of whose rows was loaded since the last
+detection or withdrawn by a corrected upload (the loader records whose they were in `withdrawn`), and none
+of whose visits entered or left the window since, has the same lines as last night, so last night's
+findings of those rules for that person still hold. Only the others are rechecked; on a new day that is a
+few per cent of a district's persons instead of all of them.
 
-Detection runs in full instead when there is no earlier detection to build on, when anything else the rules
-read changed (rules, config, catalogue, item pairs, software version: one fingerprint), or when a corrected
-upload withdrew rows (the persons of withdrawn rows are no longer in the tables to be found).
+Detection runs in full instead when there is no earlier detection to build on, or when anything else the
+rules read changed (rules, config, catalogue, item pairs, software version: one fingerprint).
 """
 
 from __future__ import annotations
@@ -52,25 +52,19 @@ def _midnight(d: date) -> datetime:
     return datetime.combine(d, time.min)
 
 
-def superseded_files(con: duckdb.DuckDBPyConnection) -> int:
-    return con.execute("SELECT count(*) FROM manifest WHERE status = 'superseded'").fetchall()[0][0]
-
-
 def plan(con: duckdb.DuckDBPyConnection, start: date, as_of: date, current: str) -> Scope:
     """Decide full or incremental; for incremental, fill the temp table `w_recheck(psn_no)`."""
     last = con.execute(
-        """SELECT d.run_id, d.as_of, d.window_start, d.fingerprint, d.superseded_files, r.started_at
+        """SELECT d.run_id, d.as_of, d.window_start, d.fingerprint, r.started_at
            FROM detect_state d LEFT JOIN runs r USING (run_id) ORDER BY d.recorded_at DESC LIMIT 1"""
     ).fetchall()
     if not last:
         return Scope("full", "no earlier detection in this warehouse")
-    run_id, prev_end, prev_start, prev_print, prev_superseded, started = last[0]
+    run_id, prev_end, prev_start, prev_print, started = last[0]
     if started is None:
         return Scope("full", "the earlier detection's run is not recorded as completed")
     if prev_print != current:
         return Scope("full", "rules, config, catalogue or item pairs changed since the last detection")
-    if superseded_files(con) != prev_superseded:
-        return Scope("full", "a corrected upload replaced rows loaded earlier")
     in_new = "(setl_time >= $new_lo AND setl_time < $new_hi)"
     in_old = "(setl_time >= $old_lo AND setl_time < $old_hi)"
     # rows loaded by a run that had not started when the last detection ran are new to it (tonight's included)
@@ -81,6 +75,8 @@ def plan(con: duckdb.DuckDBPyConnection, start: date, as_of: date, current: str)
         SELECT psn_no FROM setl WHERE {fresh} OR ({in_new} <> {in_old})
         UNION
         SELECT s.psn_no FROM fee f JOIN setl s USING (fixmedins_code, setl_id) WHERE f.{fresh}
+        UNION
+        SELECT psn_no FROM withdrawn WHERE {fresh}
         """,
         {
             "new_lo": _midnight(start),
@@ -120,6 +116,7 @@ def carried_findings(con: duckdb.DuckDBPyConnection, scope: Scope) -> pl.DataFra
 
 def record(con: duckdb.DuckDBPyConnection, run_id: str, as_of: date, start: date, current: str, scope: Scope) -> None:
     con.execute(
-        "INSERT INTO detect_state VALUES (?, ?, ?, ?, ?, ?, ?, now())",
-        [run_id, as_of, start, current, superseded_files(con), scope.mode, scope.persons],
+        """INSERT INTO detect_state (run_id, as_of, window_start, fingerprint, mode, persons_rechecked, recorded_at)
+           VALUES (?, ?, ?, ?, ?, ?, now())""",
+        [run_id, as_of, start, current, scope.mode, scope.persons],
     )

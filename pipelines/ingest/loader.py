@@ -312,6 +312,22 @@ class Known:
     validator: ContractValidator
 
 
+def _withdraw(con: duckdb.DuckDBPyConnection, run_id: str, table: str, files: list[str]) -> None:
+    """Record whose visits the rows of `files` were before they are deleted: the next detection rechecks them
+    (a fee line's person is its visit's, as the detection window joins them)."""
+    person, join = (
+        ("t.psn_no", "")
+        if table == "setl"
+        else ("coalesce(s.psn_no, t.psn_no)", "LEFT JOIN setl s USING (fixmedins_code, setl_id)")
+    )
+    con.execute(
+        f"""INSERT INTO withdrawn
+            SELECT DISTINCT ?, '{table}', t.fixmedins_code, t.setl_id, {person}
+            FROM {table} t {join} WHERE t.source_file IN (SELECT unnest(?))""",
+        [run_id, files],
+    )
+
+
 def _load_batch(
     con,
     table: Table,
@@ -340,6 +356,7 @@ def _load_batch(
     for i in read:
         if files[i].supersedes:
             names = list(files[i].supersedes)
+            _withdraw(con, run_id, table.name, names)
             con.execute(f"DELETE FROM {table.name} WHERE source_file IN (SELECT unnest(?))", [names])
             con.execute(
                 "UPDATE manifest SET status = 'superseded' WHERE file_name IN (SELECT unnest(?)) AND status = 'loaded'",

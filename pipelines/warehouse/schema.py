@@ -54,8 +54,12 @@ CREATE TABLE IF NOT EXISTS findings (
 );
 -- what each detection run covered, so the next night re-runs the per-person rules only where lines changed
 CREATE TABLE IF NOT EXISTS detect_state (
-    run_id VARCHAR, as_of DATE, window_start DATE, fingerprint VARCHAR, superseded_files BIGINT, mode VARCHAR,
-    persons_rechecked BIGINT, recorded_at TIMESTAMP
+    run_id VARCHAR, as_of DATE, window_start DATE, fingerprint VARCHAR, mode VARCHAR, persons_rechecked BIGINT,
+    recorded_at TIMESTAMP
+);
+-- the visits whose rows a corrected upload withdrew, and whose they were (rechecked by the next detection)
+CREATE TABLE IF NOT EXISTS withdrawn (
+    run_id VARCHAR, table_name VARCHAR, fixmedins_code VARCHAR, setl_id VARCHAR, psn_no VARCHAR
 );
 -- per visit of the last detection's window: its netted lines and money per component (kept, not recomputed)
 CREATE TABLE IF NOT EXISTS visit_amounts (
