@@ -55,9 +55,9 @@ class HighCostDetector(BaseDetector):
         self.value = value
 
     def fit(self, X: pl.DataFrame, y=None) -> HighCostDetector:
-        self.baselines_ = {
-            c: fit_baselines(X, c, self.peer_groups, self.min_peers) for c in [self.value, *self.components]
-        }
+        self.baselines_ = fit_baselines(
+            X, list(dict.fromkeys([self.value, *self.components])), self.peer_groups, self.min_peers
+        )
         return self
 
     def _measured(self, X: pl.DataFrame) -> pl.DataFrame:

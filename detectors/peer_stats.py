@@ -7,21 +7,27 @@ import polars as pl
 MAD_SCALE = 1.4826  # MAD of a normal distribution's sigma
 
 
-def fit_baselines(frame: pl.DataFrame, value: str, groups: list[list[str]], min_peers: int) -> list[pl.DataFrame]:
-    """Median and MAD of `value` per peer group, one table per level (finest first).
+def fit_baselines(
+    frame: pl.DataFrame, values: list[str], groups: list[list[str]], min_peers: int
+) -> dict[str, list[pl.DataFrame]]:
+    """Per value: median and MAD of it per peer group, one table per level (finest first).
 
-    Every level but the coarsest keeps only groups of at least `min_peers` rows.
+    Every level but the coarsest keeps only groups of at least `min_peers` rows. All values are measured in
+    one grouping per level (grouping the rows is the dear part at district scale, not the medians).
     """
-    out = []
+    out: dict[str, list[pl.DataFrame]] = {v: [] for v in values}
     for level, keys in enumerate(groups):
         stats = frame.group_by(keys).agg(
             pl.len().alias("_n"),
-            pl.col(value).median().alias("_med"),
-            (pl.col(value) - pl.col(value).median()).abs().median().alias("_mad"),
+            *[pl.col(v).median().alias(f"{v}__med") for v in values],
+            *[(pl.col(v) - pl.col(v).median()).abs().median().alias(f"{v}__mad") for v in values],
         )
         if level < len(groups) - 1:
             stats = stats.filter(pl.col("_n") >= min_peers)
-        out.append(stats)
+        for v in values:
+            out[v].append(
+                stats.select(*keys, "_n", pl.col(f"{v}__med").alias("_med"), pl.col(f"{v}__mad").alias("_mad"))
+            )
     return out
 
 
