@@ -46,11 +46,19 @@ class FrequencyDetector(BaseDetector):
         return w.join(kinds, on="fixmedins_code")
 
     def fit(self, X: pl.DataFrame, y=None) -> FrequencyDetector:
-        peak = self._windows(X).group_by("psn_no", "fixmedins_code", "fixmedins_type").agg(pl.col("_n").max())
+        return self._fit_windows(self._windows(X))
+
+    def _fit_windows(self, windows: pl.DataFrame) -> FrequencyDetector:
+        peak = windows.group_by("psn_no", "fixmedins_code", "fixmedins_type").agg(pl.col("_n").max())
         self.baseline_ = peak.group_by("fixmedins_type").agg(
             pl.col("_n").median().alias("_med"), (pl.col("_n") - pl.col("_n").median()).abs().median().alias("_mad")
         )
         return self
+
+    def fit_find(self, X: pl.DataFrame) -> pl.DataFrame:
+        """`fit(X).find(X)`, counting X's windows once (the dear part at district scale)."""
+        windows = self._windows(X)
+        return self._fit_windows(windows)._find_windows(X, windows)
 
     def decision_function(self, X: pl.DataFrame) -> np.ndarray:
         """Robust z of each visit's count in its window against people of the same kind of institution."""
@@ -69,12 +77,15 @@ class FrequencyDetector(BaseDetector):
 
     def find(self, X: pl.DataFrame) -> pl.DataFrame:
         self._check_fitted()
+        return self._find_windows(X, self._windows(X))
+
+    def _find_windows(self, X: pl.DataFrame, windows: pl.DataFrame) -> pl.DataFrame:
         limit = (
             pl.when(pl.col("fixmedins_type") == "2")
             .then(self.min_purchases_pharmacy)
             .otherwise(self.min_visits_outpatient)
         )
-        w = self._windows(X).filter(pl.col("_n") >= limit)
+        w = windows.filter(pl.col("_n") >= limit)
         parts = []
         if not w.is_empty():
             # each visit once, with the densest window it belongs to
@@ -147,5 +158,5 @@ def run(visits: pl.DataFrame, cfg: dict) -> pl.DataFrame:
         return empty_findings()
     det = FrequencyDetector(
         c["window_days"], c["min_visits_outpatient"], c["min_purchases_pharmacy"], c["max_institutions_per_week"]
-    ).fit(v)
-    return det.find(v)
+    )
+    return det.fit_find(v)

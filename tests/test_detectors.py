@@ -98,6 +98,8 @@ def test_frequency_flags_the_person_who_comes_every_other_day():
     found = det.find(v)
     assert set(found["setl_id"]) <= {f"F{i}" for i in range(12)} and found.height >= 8
     assert found["reason"].str.contains("30日内在同一机构就诊").all()
+    once = FrequencyDetector(window_days=30, min_visits_outpatient=8).fit_find(v)
+    assert once.sort("setl_id").equals(found.sort("setl_id"))
 
 
 def test_frequency_flags_a_person_touring_institutions_in_one_week():
