@@ -72,11 +72,13 @@ def plan(con: duckdb.DuckDBPyConnection, start: date, as_of: date, current: str)
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE w_recheck AS
-        SELECT psn_no FROM setl WHERE {fresh} OR ({in_new} <> {in_old})
-        UNION
-        SELECT s.psn_no FROM fee f JOIN setl s USING (fixmedins_code, setl_id) WHERE f.{fresh}
-        UNION
-        SELECT psn_no FROM withdrawn WHERE {fresh}
+        SELECT psn_no FROM (
+            SELECT psn_no FROM setl WHERE {fresh} OR ({in_new} <> {in_old})
+            UNION
+            SELECT s.psn_no FROM fee f JOIN setl s USING (fixmedins_code, setl_id) WHERE f.{fresh}
+            UNION
+            SELECT psn_no FROM withdrawn WHERE {fresh}
+        ) WHERE psn_no IS NOT NULL  -- one NULL would make every `NOT IN w_recheck` unknown
         """,
         {
             "new_lo": _midnight(start),

@@ -160,13 +160,14 @@ def load_window(con: duckdb.DuckDBPyConnection, as_of: date, days: int, recheck:
     n_lines = int(visits["n_lines"].sum())
     n_checked = con.execute("SELECT count(*) FROM w_net WHERE due").fetchall()[0][0]
     parts = max(1, -(-n_checked // LINES_PER_PART))
-    # the others' lines (trace-coded only) stay outside every slice: part -1
+    # the others' lines are needed only where trace-coded, and stay outside every slice: part -1
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE w_lines AS
         SELECT l.* EXCLUDE (due), s.psn_no, s.gend, s.age, s.med_type, s.begntime, s.endtime, {limits},
                CAST(CASE WHEN l.due THEN hash(s.psn_no) % {parts} ELSE -1 END AS INTEGER) AS part
         FROM w_net l JOIN setl s ON s.fixmedins_code = l.fixmedins_code AND s.setl_id = l.setl_id
         LEFT JOIN {ref_table(con, "catalog")} c USING (med_list_codg)
+        WHERE l.due OR l.drug_trac_codg IS NOT NULL
         ORDER BY part, {LINE_KEY}
     """)
     con.execute("DROP TABLE w_net")
