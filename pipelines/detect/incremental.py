@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, timedelta
 
 import duckdb
 import polars as pl
@@ -24,6 +24,7 @@ import polars as pl
 from detectors.base import FINDING_SCHEMA
 from detectors.rules.engine import RULES_PATH, load_rules, scope_of
 from pipelines import __version__
+from pipelines.detect.window import midnight
 from pipelines.warehouse.schema import has_table, ref_table
 
 
@@ -46,10 +47,6 @@ def fingerprint(con: duckdb.DuckDBPyConnection, cfg: dict) -> str:
             content = con.execute(f"SELECT count(*), sum(hash(t)::HUGEINT) FROM {ref_table(con, name)} t").fetchall()
             h.update(repr(content).encode())
     return h.hexdigest()
-
-
-def _midnight(d: date) -> datetime:
-    return datetime.combine(d, time.min)
 
 
 def plan(con: duckdb.DuckDBPyConnection, start: date, as_of: date, current: str) -> Scope:
@@ -81,10 +78,10 @@ def plan(con: duckdb.DuckDBPyConnection, start: date, as_of: date, current: str)
         ) WHERE psn_no IS NOT NULL  -- one NULL would make every `NOT IN w_recheck` unknown
         """,
         {
-            "new_lo": _midnight(start),
-            "new_hi": _midnight(as_of + timedelta(days=1)),
-            "old_lo": _midnight(prev_start),
-            "old_hi": _midnight(prev_end + timedelta(days=1)),
+            "new_lo": midnight(start),
+            "new_hi": midnight(as_of + timedelta(days=1)),
+            "old_lo": midnight(prev_start),
+            "old_hi": midnight(prev_end + timedelta(days=1)),
             "started": started,
         },
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -11,7 +11,7 @@ import polars as pl
 from detectors.config import load as load_config
 from pipelines.detect import incremental
 from pipelines.detect.run import Detection, detect
-from pipelines.detect.window import load_window
+from pipelines.detect.window import load_window, window_start
 from pipelines.outputs.safe_text import write_csv
 from pipelines.warehouse.schema import has_table, insert_frame
 
@@ -86,7 +86,7 @@ def confirmed_history(con: duckdb.DuckDBPyConnection, as_of: date, days: int) ->
 def run_detect(con: duckdb.DuckDBPyConnection, run_id: str, as_of: date, out: Path) -> dict:
     cfg = load_config()
     days = cfg["window"]["days"]
-    start = as_of - timedelta(days=days - 1)
+    start = window_start(as_of, days)
     current = incremental.fingerprint(con, cfg)
     scope = incremental.plan(con, start, as_of, current)
     w = load_window(con, as_of, days, recheck=scope.mode == "incremental")

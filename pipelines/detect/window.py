@@ -99,11 +99,20 @@ def _update_visit_amounts(con: duckdb.DuckDBPyConnection, recheck: bool) -> None
     )
 
 
+def window_start(as_of: date, days: int) -> date:
+    """The first day of the window of `days` ending at `as_of` (inclusive)."""
+    return as_of - timedelta(days=days - 1)
+
+
+def midnight(day: date) -> datetime:
+    return datetime.combine(day, time.min)
+
+
 def load_window(con: duckdb.DuckDBPyConnection, as_of: date, days: int, recheck: bool = False) -> Window:
     """The window of `days` ending at `as_of`. With `recheck`, the slices hold only the lines of the persons
     listed in the temp table `w_recheck(psn_no)` (the others' per-person findings are known from last night)."""
-    start = as_of - timedelta(days=days - 1)
-    lo, hi = datetime.combine(start, time.min), datetime.combine(as_of + timedelta(days=1), time.min)
+    start = window_start(as_of, days)
+    lo, hi = midnight(start), midnight(as_of + timedelta(days=1))
     inst = (
         "LEFT JOIN ref_institutions i USING (fixmedins_code)"
         if has_table(con, "ref_institutions")
@@ -112,14 +121,12 @@ def load_window(con: duckdb.DuckDBPyConnection, as_of: date, days: int, recheck:
     )
     # which visits' lines are netted tonight: all of the window's, or (rechecking) those of the persons to
     # recheck plus the visits with trace-coded lines (the trace-code rule compares them across persons)
-    due = "true"
+    due, only = "true", ""
     if recheck:
         due = "psn_no IN (SELECT psn_no FROM w_recheck)"
-        traced = "(SELECT DISTINCT fixmedins_code, setl_id FROM fee WHERE drug_trac_codg IS NOT NULL)"
-        window = f"""SELECT fixmedins_code, setl_id, {due} AS due FROM setl WHERE setl_time >= $lo AND setl_time < $hi
-                     AND ({due} OR (fixmedins_code, setl_id) IN {traced})"""
-    else:
-        window = "SELECT fixmedins_code, setl_id, true AS due FROM setl WHERE setl_time >= $lo AND setl_time < $hi"
+        traced = "SELECT fixmedins_code, setl_id FROM fee WHERE drug_trac_codg IS NOT NULL"
+        only = f"AND ({due} OR (fixmedins_code, setl_id) IN ({traced}))"
+    window = f"SELECT fixmedins_code, setl_id, {due} AS due FROM setl WHERE setl_time >= $lo AND setl_time < $hi {only}"
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE w_net AS

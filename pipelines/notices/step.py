@@ -11,6 +11,7 @@ import duckdb
 import polars as pl
 
 from detectors.config import load as load_detector_config
+from pipelines.detect.window import window_start
 from pipelines.notices.compose import NoticeInputs, compose
 from pipelines.notices.config import load as load_config
 from pipelines.notices.evidence import load_evidence
@@ -92,7 +93,7 @@ def run_notices(
             ),
             draw_id=draw_id,
             selection=f"{REASON_ZH.get(t['selection_reason'], t['selection_reason'])}: {t['selection_detail']}",
-            period=(as_of - timedelta(days=days - 1), as_of),
+            period=(window_start(as_of, days), as_of),
             inspection_date=audited.get(code),
             draft_date=today or as_of + timedelta(days=1),  # the morning after the night's data
         )
