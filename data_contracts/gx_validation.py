@@ -85,6 +85,7 @@ class ContractValidator:
     _suites: dict[tuple, Callable[[Any], list]] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)  # time spent validating, per table (for the summary)
     rows: dict[str, int] = field(default_factory=dict)  # rows validated, per table
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def warm_up(self) -> None:
         """Import GX (about 5 s) on a background thread while the run reads its files; the first validation
@@ -112,11 +113,12 @@ class ContractValidator:
         empty = pl.DataFrame(schema={"_fi": pl.Int32, "_row": pl.Int32, "rule": pl.String})
         if frame.is_empty() or not expects:
             return empty
-        t0 = time.perf_counter()
-        run = self._runner(name, expects)
-        results = run(compact(frame, expects).to_pandas())
-        self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
-        self.rows[name] = self.rows.get(name, 0) + frame.height
+        batch = compact(frame, expects).to_pandas()
+        with self._lock:  # a GX context is not thread-safe: the loader checks batches on worker threads
+            t0 = time.perf_counter()
+            results = self._runner(name, expects)(batch)
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
+            self.rows[name] = self.rows.get(name, 0) + frame.height
         rows: list[tuple[int, int, str]] = []
         for r in results:
             if r.success:

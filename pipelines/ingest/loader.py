@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import islice
 from pathlib import Path
 from typing import NamedTuple
 
@@ -28,6 +30,7 @@ from pipelines.warehouse.schema import SQL_TYPES, has_table, ident
 
 BATCH_BYTES = 128 * 1024 * 1024  # files per batch, by size on disk (bounds memory; each batch is one GX run)
 TABLE_ORDER = ("setl", "fee")
+AHEAD = 2  # batches read and checked ahead of the one being written
 
 
 @dataclass
@@ -328,18 +331,47 @@ def _withdraw(con: duckdb.DuckDBPyConnection, run_id: str, table: str, files: li
     )
 
 
-def _load_batch(
-    con,
-    table: Table,
-    files: list[Incoming],
-    run_id: str,
-    known: Known,
-    result: IngestResult,
-    say: Callable[[str], None],
-) -> None:
-    say(f"{table.name}: reading and checking {len(files)} files ({sum(f.size for f in files) / 2**20:.0f} MB)")
+@dataclass
+class Prepared:
+    """One batch read, parsed and checked against the contract: everything `_commit` needs but the database."""
+
+    table: Table
+    files: list[Incoming]
+    rejected: dict  # file index -> the read error that rejected the whole file
+    read: list[int]  # indexes of the files that were read
+    info: pl.DataFrame | None = None  # per file: _fi, source_file, _fcode, _fday
+    batch: pl.DataFrame | None = None  # the rows as uploaded
+    typed: pl.DataFrame | None = None
+    found: pl.DataFrame | None = None  # contract failures: _fi, _row, rule, value
+
+
+def _prepare(table: Table, files: list[Incoming], known: Known) -> Prepared:
+    """Read a batch of files and run the contract over its rows. Touches no database, so the next batch
+    is prepared on a second thread while this one is written (see `ingest`)."""
     raws, rejected = read_batch([(i, f.path, f.name.ext) for i, f in enumerate(files)], table)
-    for i, e in sorted(rejected.items()):
+    read = [i for i in range(len(files)) if i not in rejected]
+    prepared = Prepared(table, files, rejected, read)
+    if not read:
+        return prepared
+    prepared.info = pl.DataFrame(
+        {
+            "_fi": read,
+            "source_file": [files[i].path.name for i in read],
+            "_fcode": [files[i].name.code for i in read],
+            "_fday": [files[i].name.day for i in read],
+        },
+        schema={"_fi": pl.Int32, "source_file": pl.String, "_fcode": pl.String, "_fday": pl.Date},
+    )
+    prepared.batch = pl.concat([r.frame for r in raws]).join(prepared.info.drop("source_file"), on="_fi", how="left")
+    checks = upload_row_checks(table, known.institutions, known.catalog)
+    prepared.typed, prepared.found = parse_and_check(prepared.batch, table, checks, known.validator)
+    return prepared
+
+
+def _commit(con, prepared: Prepared, run_id: str, result: IngestResult, say: Callable[[str], None]) -> None:
+    """Write a prepared batch: rejected files, withdrawn earlier versions, judged rows, quarantine, manifest."""
+    table, files, read = prepared.table, prepared.files, prepared.read
+    for i, e in sorted(prepared.rejected.items()):
         inc = files[i]
         meta = {
             "stem": inc.name.stem,
@@ -351,7 +383,6 @@ def _load_batch(
             "mtime": inc.mtime_ns,
         }
         _reject(con, run_id, result, inc.path.name, e.rule, e.message, meta)
-    read = [i for i in range(len(files)) if i not in rejected]
     # a corrected file replaces every row its earlier version loaded
     for i in read:
         if files[i].supersedes:
@@ -365,18 +396,7 @@ def _load_batch(
             result.corrected += 1
     if not read:
         return
-    info = pl.DataFrame(
-        {
-            "_fi": read,
-            "source_file": [files[i].path.name for i in read],
-            "_fcode": [files[i].name.code for i in read],
-            "_fday": [files[i].name.day for i in read],
-        },
-        schema={"_fi": pl.Int32, "source_file": pl.String, "_fcode": pl.String, "_fday": pl.Date},
-    )
-    batch = pl.concat([r.frame for r in raws]).join(info.drop("source_file"), on="_fi", how="left")
-    checks = upload_row_checks(table, known.institutions, known.catalog)
-    typed, found = parse_and_check(batch, table, checks, known.validator)
+    info, batch, typed, found = prepared.info, prepared.batch, prepared.typed, prepared.found
     severity = {name: spec.severity for name, spec in rule_specs().items()}
     found = found.with_columns(
         sev=pl.col("rule").str.split(":").list.first().replace_strict(severity, default="reject")
@@ -455,6 +475,11 @@ def _load_batch(
     say(f"{table.name}: {total.received:,} rows from {len(read)} files")
 
 
+def _submit(pool: ThreadPoolExecutor, table: Table, files: list[Incoming], known: Known, say) -> Future:
+    say(f"{table.name}: reading and checking {len(files)} files ({sum(f.size for f in files) / 2**20:.0f} MB)")
+    return pool.submit(_prepare, table, files, known)
+
+
 def _batches(files: list[Incoming]) -> list[list[Incoming]]:
     out: list[list[Incoming]] = [[]]
     size = 0
@@ -510,10 +535,23 @@ def ingest(
         validator or ContractValidator(),
     )
     tables = upload_tables()
-    for files in rounds:
-        for t in TABLE_ORDER:
-            for batch in _batches([f for f in files if f.name.table == t]):
-                _load_batch(con, tables[t], batch, run_id, known, result, say)
+    jobs = [
+        (tables[t], batch)
+        for files in rounds
+        for t in TABLE_ORDER
+        for batch in _batches([f for f in files if f.name.table == t])
+    ]
+    # Three stages on two cores: while this thread writes batch k to DuckDB, a worker thread checks batch
+    # k+1 against the contract (GX, one suite run at a time) and another reads batch k+2. Only this thread
+    # touches the connection; at most three batches are in memory.
+    with ThreadPoolExecutor(max_workers=AHEAD, thread_name_prefix="ingest-prepare") as pool:
+        ahead: list[Future] = []
+        queued = iter(jobs)
+        ahead += [_submit(pool, *job, known, say) for job in islice(queued, AHEAD)]
+        while ahead:
+            current = ahead.pop(0).result()
+            ahead += [_submit(pool, *job, known, say) for job in islice(queued, 1)]
+            _commit(con, current, run_id, result, say)
     if rounds:
         for statement in CROSS_TABLE_WARNINGS.strip().split(";\n"):
             if statement.strip():
