@@ -10,6 +10,7 @@ The caller owns the transaction boundary (see `warehouse/session.py`): a run is 
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from pipelines.warehouse.schema import SQL_TYPES, has_table, ident
 
 BATCH_BYTES = 128 * 1024 * 1024  # files per batch, by size on disk (bounds memory; each batch is one GX run)
 TABLE_ORDER = ("setl", "fee")
+HASH_THREADS = 2
 AHEAD = 2  # batches read and checked ahead of the one being written
 
 
@@ -141,6 +143,7 @@ def plan(con, uploads: Path, run_id: str, result: IngestResult) -> list[list[Inc
         loaded_names.setdefault(stem, []).append(name)
     by_stem: dict[str, list[Incoming]] = {}
     remember: list[tuple[str, str, int]] = []  # unchanged files seen at a new mtime: (name, sha256, mtime_ns)
+    to_hash: list[tuple[Path, UploadName, os.stat_result, Seen | None]] = []
     for path in list_uploads(uploads):
         result.seen += 1
         if path.is_symlink() or not path.is_file():
@@ -157,7 +160,10 @@ def plan(con, uploads: Path, run_id: str, result: IngestResult) -> list[list[Inc
             # the very file seen before, untouched since (rewriting it changes its mtime): no need to hash it
             result.unchanged += 1
             continue
-        sha = sha256_of(path)
+        to_hash.append((path, name, st, prev))
+    with ThreadPoolExecutor(max_workers=HASH_THREADS) as pool:  # hashlib releases the GIL: both cores hash
+        shas = list(pool.map(sha256_of, [path for path, *_ in to_hash]))
+    for (path, name, st, prev), sha in zip(to_hash, shas, strict=True):
         if prev and prev.sha256 == sha:
             result.unchanged += 1
             if prev.name == path.name:  # touched or copied again, or recorded before mtimes were kept
