@@ -4,6 +4,8 @@ Files are grouped by table (`setl` before `fee`, since a fee line needs its sett
 batches of whole files. Each batch is read, parsed and checked in polars, then judged against the
 batch itself and the warehouse in DuckDB (duplicates, reused keys, refunds, missing settlements),
 and written: good rows to the table, refused rows to `quarantine`, one `manifest` row per file.
+Reading and checking (`_prepare`) touch no database, so they run on worker threads ahead of the writing
+(`_commit`), which stays on the caller's thread and in file order.
 The caller owns the transaction boundary (see `warehouse/session.py`): a run is all or nothing.
 """
 
