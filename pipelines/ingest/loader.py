@@ -33,7 +33,7 @@ from pipelines.warehouse.schema import SQL_TYPES, has_table, ident
 
 BATCH_BYTES = 128 * 1024 * 1024  # files per batch, by size on disk (bounds memory; each batch is one GX run)
 TABLE_ORDER = ("setl", "fee")
-HASH_THREADS = 2
+HASH_THREADS = 2  # new uploads hashed in parallel while planning
 AHEAD = 2  # batches read and checked ahead of the one being written
 
 
@@ -549,17 +549,21 @@ def ingest(
         for t in TABLE_ORDER
         for batch in _batches([f for f in files if f.name.table == t])
     ]
-    # Three stages on two cores: while this thread writes batch k to DuckDB, a worker thread checks batch
-    # k+1 against the contract (GX, one suite run at a time) and another reads batch k+2. Only this thread
-    # touches the connection; at most three batches are in memory.
+    # Both cores: while this thread writes batch k to DuckDB, two worker threads each read and check a later
+    # batch; GX runs one suite at a time, so one thread's reading overlaps the other's checking. Only this
+    # thread touches the connection, batches are written in order, at most three are in memory.
     with ThreadPoolExecutor(max_workers=AHEAD, thread_name_prefix="ingest-prepare") as pool:
-        ahead: list[Future] = []
         queued = iter(jobs)
-        ahead += [_submit(pool, *job, known, say) for job in islice(queued, AHEAD)]
-        while ahead:
-            current = ahead.pop(0).result()
-            ahead += [_submit(pool, *job, known, say) for job in islice(queued, 1)]
-            _commit(con, current, run_id, result, say)
+        ahead: list[Future] = [_submit(pool, *job, known, say) for job in islice(queued, AHEAD)]
+        try:
+            while ahead:
+                current = ahead.pop(0).result()
+                ahead += [_submit(pool, *job, known, say) for job in islice(queued, 1)]
+                _commit(con, current, run_id, result, say)
+        except BaseException:
+            for f in ahead:  # a failed or interrupted run does not wait for batches it will never write
+                f.cancel()
+            raise
     if rounds:
         for statement in CROSS_TABLE_WARNINGS.strip().split(";\n"):
             if statement.strip():
