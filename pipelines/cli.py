@@ -282,10 +282,24 @@ def cmd_cases(args) -> None:
     run(args)
 
 
+class _Interrupts:
+    """Whether Ctrl-C was pressed. DuckDB turns a KeyboardInterrupt raised inside a query into its own
+    `RuntimeError: Query interrupted`, so the handler records the press for `main` to report it as one."""
+
+    seen = False
+
+    @classmethod
+    def handler(cls, signum, frame) -> None:
+        cls.seen = True
+        raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     # `claimwatch nightly | head`: die quietly on a closed pipe like other Unix tools. The summary is
     # printed only after the warehouse was published, so this never interrupts a run half-way.
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _Interrupts.handler)
     args = _parser().parse_args(argv)
     from pipelines.cases.commands import CaseError
     from pipelines.nightly import RunInputError
@@ -303,6 +317,9 @@ def main(argv: list[str] | None = None) -> int:
         print("claimwatch: interrupted; the warehouse is unchanged", file=sys.stderr)
         return 130
     except Exception as e:
+        if _Interrupts.seen:
+            print("claimwatch: interrupted; the warehouse is unchanged", file=sys.stderr)
+            return 130
         log = Path(getattr(args, "out", None) or ".") / "claimwatch-error.log"
         try:
             log.parent.mkdir(parents=True, exist_ok=True)

@@ -555,15 +555,10 @@ def ingest(
     with ThreadPoolExecutor(max_workers=AHEAD, thread_name_prefix="ingest-prepare") as pool:
         queued = iter(jobs)
         ahead: list[Future] = [_submit(pool, *job, known, say) for job in islice(queued, AHEAD)]
-        try:
-            while ahead:
-                current = ahead.pop(0).result()
-                ahead += [_submit(pool, *job, known, say) for job in islice(queued, 1)]
-                _commit(con, current, run_id, result, say)
-        except BaseException:
-            for f in ahead:  # a failed or interrupted run does not wait for batches it will never write
-                f.cancel()
-            raise
+        while ahead:  # on an error the pool still lets the (at most two) batches being prepared finish
+            current = ahead.pop(0).result()
+            ahead += [_submit(pool, *job, known, say) for job in islice(queued, 1)]
+            _commit(con, current, run_id, result, say)
     if rounds:
         for statement in CROSS_TABLE_WARNINGS.strip().split(";\n"):
             if statement.strip():
