@@ -49,29 +49,3 @@ def test_generate_writes_truth_beside_the_inbox(tmp_path):
     assert (tmp_path / "inbox" / "uploads").is_dir() and (tmp_path / "inbox" / "reference").is_dir()
     assert (tmp_path / "inbox.truth" / "labels.csv").is_file()
     assert not any("truth" in p.name or "label" in p.name for p in (tmp_path / "inbox").rglob("*"))
-
-
-def test_ctrl_c_inside_a_duckdb_query_is_reported_as_an_interrupt(tmp_path, monkeypatch, capsys):
-    # DuckDB turns the KeyboardInterrupt raised inside a query into its own RuntimeError ("Query interrupted")
-    import os
-    import signal
-    import threading
-
-    import duckdb
-
-    from pipelines import cli as cli_module
-
-    def endless_query(args) -> None:
-        con = duckdb.connect()
-        threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT)).start()
-        con.execute("SELECT sum(hash(a)) FROM range(100000000000) t(a)").fetchall()
-
-    monkeypatch.setattr(cli_module, "cmd_nightly", endless_query)
-    monkeypatch.setattr(cli_module._Interrupts, "seen", False)
-    previous = signal.getsignal(signal.SIGINT)
-    try:
-        rc = cli_module.main(["nightly", "--inbox", str(tmp_path), "--out", str(tmp_path / "out")])
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    assert rc == 130
-    assert capsys.readouterr().err.strip() == "claimwatch: interrupted; the warehouse is unchanged"
