@@ -294,6 +294,11 @@ class _Interrupts:
         raise KeyboardInterrupt
 
 
+def _interrupted() -> int:
+    print("claimwatch: interrupted; the warehouse is unchanged", file=sys.stderr)
+    return 130
+
+
 def main(argv: list[str] | None = None) -> int:
     # `claimwatch nightly | head`: die quietly on a closed pipe like other Unix tools. The summary is
     # printed only after the warehouse was published, so this never interrupts a run half-way.
@@ -310,16 +315,14 @@ def main(argv: list[str] | None = None) -> int:
             args.command
         ](args)
         return 0
+    except KeyboardInterrupt:
+        return _interrupted()
     except (UserError, RunInputError, WarehouseBusy, CaseError) as e:
         print(f"claimwatch: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("claimwatch: interrupted; the warehouse is unchanged", file=sys.stderr)
-        return 130
     except Exception as e:
-        if _Interrupts.seen:
-            print("claimwatch: interrupted; the warehouse is unchanged", file=sys.stderr)
-            return 130
+        if _Interrupts.seen:  # a press DuckDB reported as its own error
+            return _interrupted()
         log = Path(getattr(args, "out", None) or ".") / "claimwatch-error.log"
         try:
             log.parent.mkdir(parents=True, exist_ok=True)

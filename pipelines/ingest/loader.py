@@ -354,8 +354,8 @@ class Prepared:
 
 
 def _prepare(table: Table, files: list[Incoming], known: Known) -> Prepared:
-    """Read a batch of files and run the contract over its rows. Touches no database, so the next batch
-    is prepared on a second thread while this one is written (see `ingest`)."""
+    """Read a batch of files and run the contract over its rows. Touches no database, so later batches
+    are prepared on worker threads while an earlier one is written (see `ingest`)."""
     raws, rejected = read_batch([(i, f.path, f.name.ext) for i, f in enumerate(files)], table)
     read = [i for i in range(len(files)) if i not in rejected]
     prepared = Prepared(table, files, rejected, read)
