@@ -10,18 +10,48 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from detectors.base import SUSPECT, BaseDetector, as_findings, empty_findings, squash, visit_where
+from detectors.base import SUSPECT, BaseDetector, as_findings, empty_findings, grouped_order, squash, visit_where
 from detectors.peer_stats import robust_z
 
 
-def _rolling_counts(visits: pl.DataFrame, by: list[str], days: int) -> pl.DataFrame:
-    """Per `by` group and visit date: the visits (`setl_id` list) and their count in the `days` days ending then."""
+def _rolling(visits: pl.DataFrame, by: list[str], days: int, *aggs: pl.Expr) -> pl.DataFrame:
+    """Per `by` group and visit: `aggs` over the group's visits in the `days` days ending that visit's date."""
     return (
-        visits.select(*by, "setl_id", pl.col("setl_time").dt.date().alias("_d"))
-        .sort(*by, "_d")
+        visits.select(*dict.fromkeys([*by, "fixmedins_code", "setl_id"]), pl.col("setl_time").dt.date().alias("_d"))
+        .sort(*grouped_order(*by), "_d")
         .rolling(index_column="_d", period=f"{days}d", group_by=by)
-        .agg(pl.col("setl_id"), pl.len().alias("_n"))
+        .agg(*aggs)
     )
+
+
+def _counts(visits: pl.DataFrame, by: list[str], days: int) -> pl.DataFrame:
+    """Per visit: its `by` group, date `_d` and the count `_n` of the group's visits in the `days` days ending
+    that date, as `_rolling` counts them; found by binary search in the visits sorted by group and date, so no
+    window is built (a rolling window per visit over text keys is the dear part at district scale)."""
+    f = visits.select(*dict.fromkeys([*by, "fixmedins_code"]), pl.col("setl_time").dt.date().alias("_d")).sort(
+        *grouped_order(*by), "_d"
+    )
+    if f.is_empty():
+        return f.with_columns(_n=pl.lit(0, pl.UInt32))
+    group = pl.any_horizontal(pl.col(k).ne_missing(pl.col(k).shift(1)) for k in by).cum_sum().cast(pl.Int64)
+    day = pl.col("_d").cast(pl.Int64) - pl.col("_d").cast(pl.Int64).min()
+    key = f.select(group * (1 << 32) + day).to_series().to_numpy()  # ascending: group, then date
+    n = np.searchsorted(key, key, side="right") - np.searchsorted(key, key - (days - 1), side="left")
+    return f.with_columns(_n=pl.Series(n, dtype=pl.UInt32))
+
+
+def _members(visits: pl.DataFrame, dense: pl.DataFrame, by: list[str], days: int, *aggs: pl.Expr) -> pl.DataFrame:
+    """The windows of the groups in `dense` again, now with the visits (`setl_id` list) each holds. Only the
+    few groups over a threshold need them: a list per window for everyone costs GBs at district scale."""
+    keys = dense.select(by).unique()
+    return _rolling(visits.join(keys, on=by, how="semi"), by, days, pl.col("setl_id"), *aggs)
+
+
+PAIR = ["psn_no", "fixmedins_code"]
+
+
+def _kinds(X: pl.DataFrame) -> pl.DataFrame:
+    return X.select("fixmedins_code", "fixmedins_type").unique("fixmedins_code")
 
 
 class FrequencyDetector(BaseDetector):
@@ -40,10 +70,8 @@ class FrequencyDetector(BaseDetector):
         self.max_institutions_per_week = max_institutions_per_week
 
     def _windows(self, X: pl.DataFrame) -> pl.DataFrame:
-        """Every (person, institution, window end) with the visits inside that window."""
-        w = _rolling_counts(X, ["psn_no", "fixmedins_code"], self.window_days)
-        kinds = X.select("fixmedins_code", "fixmedins_type").unique("fixmedins_code")
-        return w.join(kinds, on="fixmedins_code")
+        """Every (person, institution, window end) with the count `_n` of visits inside that window."""
+        return _counts(X, PAIR, self.window_days).join(_kinds(X), on="fixmedins_code")
 
     def fit(self, X: pl.DataFrame, y=None) -> FrequencyDetector:
         return self._fit_windows(self._windows(X))
@@ -64,7 +92,8 @@ class FrequencyDetector(BaseDetector):
         """Robust z of each visit's count in its window against people of the same kind of institution."""
         self._check_fitted()
         w = (
-            self._windows(X)
+            _rolling(X, PAIR, self.window_days, pl.col("setl_id"), pl.len().alias("_n"))
+            .join(_kinds(X), on="fixmedins_code")
             .explode("setl_id")
             .group_by("setl_id")
             .agg(pl.col("_n").max(), pl.col("fixmedins_type").first())
@@ -88,6 +117,11 @@ class FrequencyDetector(BaseDetector):
         w = windows.filter(pl.col("_n") >= limit)
         parts = []
         if not w.is_empty():
+            w = (
+                _members(X, w, PAIR, self.window_days, pl.len().alias("_n"))
+                .join(_kinds(X), on="fixmedins_code")
+                .filter(pl.col("_n") >= limit)
+            )
             # each visit once, with the densest window it belongs to
             hits = (
                 w.explode("setl_id")
@@ -115,15 +149,12 @@ class FrequencyDetector(BaseDetector):
                 )
             )
         # many institutions in one week (串换就诊 / 冒名就医)
-        week = (
-            X.select("psn_no", "fixmedins_code", "setl_id", pl.col("setl_time").dt.date().alias("_d"))
-            .sort("psn_no", "_d")
-            .rolling(index_column="_d", period="7d", group_by="psn_no")
-            .agg(pl.col("setl_id"), pl.col("fixmedins_code").n_unique().alias("_k"), pl.len().alias("_n"))
-            .filter(pl.col("_k") >= self.max_institutions_per_week)
-        )
+        # only a person with as many visits in some 7 days can have been to that many institutions
+        week = _counts(X, ["psn_no"], 7).filter(pl.col("_n") >= self.max_institutions_per_week)
         if not week.is_empty():
-            hits = week.explode("setl_id").sort("_k", descending=True).unique("setl_id", keep="first")
+            tour = [pl.col("fixmedins_code").n_unique().alias("_k"), pl.len().alias("_n")]
+            week = _members(X, week, ["psn_no"], 7, *tour).filter(pl.col("_k") >= self.max_institutions_per_week)
+            hits = week.explode("setl_id").sort("_k", "_n", descending=True).unique("setl_id", keep="first")
             parts.append(
                 hits.select(
                     "setl_id",

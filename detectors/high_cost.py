@@ -55,20 +55,18 @@ class HighCostDetector(BaseDetector):
         self.value = value
 
     def fit(self, X: pl.DataFrame, y=None) -> HighCostDetector:
-        self.baselines_ = fit_baselines(
-            X, list(dict.fromkeys([self.value, *self.components])), self.peer_groups, self.min_peers
-        )
+        self.measured_ = list(dict.fromkeys([self.value, *self.components]))
+        self.baselines_ = fit_baselines(X, self.measured_, self.peer_groups, self.min_peers)
         return self
 
     def _measured(self, X: pl.DataFrame) -> pl.DataFrame:
         self._check_fitted()
         # the joins run on the peer keys and the measured columns only, then the results are set beside X
-        # (a left join keeps the row order): joining all of X's columns 20 times cost GBs at district scale
+        # (a left join keeps the row order): joining all of X's columns at every level cost GBs at district scale
         keys = list(dict.fromkeys(k for g in self.peer_groups for k in g))
-        narrow = X.select(keys + [c for c in self.baselines_ if c not in keys])
-        for c, stats in self.baselines_.items():
-            narrow = apply_baselines(narrow, c, self.peer_groups, stats)
-        added = [f"{c}_{s}" for c in self.baselines_ for s in ("median", "mad", "peers", "level")]
+        narrow = X.select(keys + [c for c in self.measured_ if c not in keys])
+        narrow = apply_baselines(narrow, self.measured_, self.peer_groups, self.baselines_)
+        added = [f"{c}_{s}" for c in self.measured_ for s in ("median", "mad", "peers", "level")]
         out = X.hstack(narrow.select(added))
         v = self.value
         return out.with_columns(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from detectors.base import grouped_order
 from detectors.isolation import IsolationDetector
 
 FEATURES = {
@@ -25,7 +26,7 @@ def profile(visits: pl.DataFrame) -> pl.DataFrame:
     )
     v = (
         visits.select(cols)
-        .sort("psn_no", "fixmedins_code", "setl_time")
+        .sort(*grouped_order("psn_no", "fixmedins_code"), "setl_time")
         .with_columns(gap=pl.when(same).then((pl.col("setl_time") - pl.col("setl_time").shift(1)).dt.total_days()))
     )
     per = v.group_by("fixmedins_code").agg(

@@ -9,13 +9,14 @@ MAD_SCALE = 1.4826  # MAD of a normal distribution's sigma
 
 def fit_baselines(
     frame: pl.DataFrame, values: list[str], groups: list[list[str]], min_peers: int
-) -> dict[str, list[pl.DataFrame]]:
-    """Per value: median and MAD of it per peer group, one table per level (finest first).
+) -> list[pl.DataFrame]:
+    """Per peer-group level (finest first): the group keys, the group size `_n`, and per value its median
+    `<v>__med` and MAD `<v>__mad`.
 
     Every level but the coarsest keeps only groups of at least `min_peers` rows. All values are measured in
     one grouping per level (grouping the rows is the dear part at district scale, not the medians).
     """
-    out: dict[str, list[pl.DataFrame]] = {v: [] for v in values}
+    out = []
     for level, keys in enumerate(groups):
         stats = frame.group_by(keys).agg(
             pl.len().alias("_n"),
@@ -24,34 +25,39 @@ def fit_baselines(
         )
         if level < len(groups) - 1:
             stats = stats.filter(pl.col("_n") >= min_peers)
-        for v in values:
-            out[v].append(
-                stats.select(*keys, "_n", pl.col(f"{v}__med").alias("_med"), pl.col(f"{v}__mad").alias("_mad"))
-            )
+        out.append(stats)
     return out
 
 
 def apply_baselines(
-    frame: pl.DataFrame, value: str, groups: list[list[str]], stats: list[pl.DataFrame]
+    frame: pl.DataFrame, values: list[str], groups: list[list[str]], stats: list[pl.DataFrame]
 ) -> pl.DataFrame:
-    """Add `<value>_median`, `<value>_mad`, `<value>_peers` (group size) and `<value>_level` from fitted stats.
-    Rows keep their order."""
-    med, mad, n, lvl = (f"{value}_median", f"{value}_mad", f"{value}_peers", f"{value}_level")
+    """Add per value `<v>_median`, `<v>_mad`, `<v>_peers` (group size) and `<v>_level` from fitted stats: those
+    of the finest level whose group of the row has a median of it. Rows keep their order; one join per level
+    serves every value."""
     out = frame.with_columns(
-        pl.lit(None, pl.Float64).alias(med),
-        pl.lit(None, pl.Float64).alias(mad),
-        pl.lit(None, pl.UInt32).alias(n),
-        pl.lit(None, pl.Int32).alias(lvl),
+        c
+        for v in values
+        for c in (
+            pl.lit(None, pl.Float64).alias(f"{v}_median"),
+            pl.lit(None, pl.Float64).alias(f"{v}_mad"),
+            pl.lit(None, pl.UInt32).alias(f"{v}_peers"),
+            pl.lit(None, pl.Int32).alias(f"{v}_level"),
+        )
     )
     for level, (keys, table) in enumerate(zip(groups, stats, strict=True)):
         joined = out.join(table, on=keys, how="left", nulls_equal=True, maintain_order="left")
-        take = pl.col(med).is_null() & pl.col("_med").is_not_null()
-        out = joined.with_columns(
-            pl.when(take).then(pl.col("_med")).otherwise(pl.col(med)).alias(med),
-            pl.when(take).then(pl.col("_mad")).otherwise(pl.col(mad)).alias(mad),
-            pl.when(take).then(pl.col("_n")).otherwise(pl.col(n)).alias(n),
-            pl.when(take).then(pl.lit(level, pl.Int32)).otherwise(pl.col(lvl)).alias(lvl),
-        ).drop("_n", "_med", "_mad")
+        updates = []
+        for v in values:
+            med, mad, n, lvl = (f"{v}_median", f"{v}_mad", f"{v}_peers", f"{v}_level")
+            take = pl.col(med).is_null() & pl.col(f"{v}__med").is_not_null()
+            updates += [
+                pl.when(take).then(pl.col(f"{v}__med")).otherwise(pl.col(med)).alias(med),
+                pl.when(take).then(pl.col(f"{v}__mad")).otherwise(pl.col(mad)).alias(mad),
+                pl.when(take).then(pl.col("_n")).otherwise(pl.col(n)).alias(n),
+                pl.when(take).then(pl.lit(level, pl.Int32)).otherwise(pl.col(lvl)).alias(lvl),
+            ]
+        out = joined.with_columns(updates).select(out.columns)
     return out
 
 
