@@ -15,6 +15,7 @@ re-run of the same night and give the same findings.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -78,8 +79,9 @@ class Window:
 
 def _update_visit_amounts(con: duckdb.DuckDBPyConnection, recheck: bool) -> None:
     """Keep `visit_amounts` (lines and money per component of each visit in the last window) up to date from
-    `w_net`: rebuilt whole, or (rechecking) only for the visits of the persons rechecked. Those are the only
-    visits whose lines or window membership changed, so every other visit's amounts are still right."""
+    the lines due tonight: rebuilt whole, or (rechecking) only for the visits of the persons rechecked. Those
+    are the only visits whose lines or window membership changed, so every other visit's amounts are still
+    right."""
     comp = ", ".join(
         # money, rounded to the cent: a parallel float sum must not differ in its last bits between runs
         f"round(coalesce(sum(amt) FILTER (med_chrgitm_type IN ({', '.join(repr(c) for c in codes)})), 0), 2) AS {name}"
@@ -95,7 +97,7 @@ def _update_visit_amounts(con: duckdb.DuckDBPyConnection, recheck: bool) -> None
         con.execute("DELETE FROM visit_amounts")
     con.execute(
         f"""INSERT INTO visit_amounts
-            SELECT fixmedins_code, setl_id, count(*) AS n_lines, {comp} FROM w_net WHERE due GROUP BY ALL"""
+            SELECT fixmedins_code, setl_id, count(*) AS n_lines, {comp} FROM w_lines WHERE part >= 0 GROUP BY ALL"""
     )
 
 
@@ -126,12 +128,31 @@ def load_window(con: duckdb.DuckDBPyConnection, as_of: date, days: int, recheck:
         due = "psn_no IN (SELECT psn_no FROM w_recheck)"
         traced = "SELECT fixmedins_code, setl_id FROM fee WHERE drug_trac_codg IS NOT NULL"
         only = f"AND ({due} OR (fixmedins_code, setl_id) IN ({traced}))"
-    window = f"SELECT fixmedins_code, setl_id, {due} AS due FROM setl WHERE setl_time >= $lo AND setl_time < $hi {only}"
+    person = "psn_no, gend, age, med_type, begntime, endtime"
+    window = (
+        f"SELECT fixmedins_code, setl_id, {person}, {due} AS due FROM setl "
+        f"WHERE setl_time >= $lo AND setl_time < $hi {only}"
+    )
+    bounds = {"lo": lo, "hi": hi}
+    # slices of about LINES_PER_PART lines, estimated from the visits due and the warehouse's lines per visit,
+    # so that the lines are netted, joined and sorted into their slices in one statement
+    due_visits, per_visit = con.execute(
+        f"""SELECT count(*) FILTER (due), (SELECT count(*) FROM fee) / greatest((SELECT count(*) FROM setl), 1)
+            FROM ({window})""",
+        bounds,
+    ).fetchall()[0]
+    parts = max(1, math.ceil((due_visits or 0) * per_visit / LINES_PER_PART))
+    limits = ", ".join(f"CAST(c.{k} AS {t}) AS {k}" for k, t in CATALOG_LIMITS.items())
+    # refunds netted against their originals (a fully refunded line disappears); the others' lines are needed
+    # only where trace-coded, and stay outside every slice: part -1
     con.execute(
         f"""
-        CREATE OR REPLACE TEMP TABLE w_net AS
+        CREATE OR REPLACE TEMP TABLE w_lines AS
         WITH w AS ({window}),
-        f AS (SELECT f.*, w.due FROM fee f JOIN w ON f.fixmedins_code = w.fixmedins_code AND f.setl_id = w.setl_id),
+        f AS (SELECT f.feedetl_sn, f.init_feedetl_sn, f.setl_id, f.fixmedins_code, f.fee_ocur_time, f.med_list_codg,
+                     f.med_list_name, f.med_chrgitm_type, f.pric, f.cnt, f.prd_days, f.drug_trac_codg,
+                     w.* EXCLUDE (fixmedins_code, setl_id)  -- the person as the visit names it
+              FROM fee f JOIN w ON f.fixmedins_code = w.fixmedins_code AND f.setl_id = w.setl_id),
         r AS (SELECT fixmedins_code, init_feedetl_sn, sum(cnt) AS rcnt FROM f WHERE cnt < 0 GROUP BY ALL)
         SELECT f.feedetl_sn, f.setl_id, f.fixmedins_code, f.fee_ocur_time, f.med_list_codg, f.med_list_name,
                f.med_chrgitm_type, CAST(f.pric AS DOUBLE) AS pric,
@@ -139,11 +160,14 @@ def load_window(con: duckdb.DuckDBPyConnection, as_of: date, days: int, recheck:
                round(CAST(f.pric AS DOUBLE) * CAST(f.cnt + coalesce(r.rcnt, 0) AS DOUBLE), 2) AS amt,
                CASE WHEN r.rcnt IS NULL THEN f.prd_days
                     ELSE CAST(round(f.prd_days * (f.cnt + r.rcnt) / f.cnt) AS INTEGER) END AS prd_days,
-               f.drug_trac_codg, f.due
+               f.drug_trac_codg, {", ".join(f"f.{c.strip()}" for c in person.split(","))}, {limits},
+               CAST(CASE WHEN f.due THEN hash(f.psn_no) % {parts} ELSE -1 END AS INTEGER) AS part
         FROM f LEFT JOIN r ON r.fixmedins_code = f.fixmedins_code AND r.init_feedetl_sn = f.feedetl_sn
-        WHERE f.cnt > 0 AND f.cnt + coalesce(r.rcnt, 0) > 0
+        LEFT JOIN {ref_table(con, "catalog")} c ON c.med_list_codg = f.med_list_codg
+        WHERE f.cnt > 0 AND f.cnt + coalesce(r.rcnt, 0) > 0 AND (f.due OR f.drug_trac_codg IS NOT NULL)
+        ORDER BY part, {LINE_KEY}
     """,
-        {"lo": lo, "hi": hi},
+        bounds,
     )
     _update_visit_amounts(con, recheck)
     visits = con.sql(
@@ -163,21 +187,8 @@ def load_window(con: duckdb.DuckDBPyConnection, as_of: date, days: int, recheck:
     """,
         params=[lo, hi],
     ).pl()
-    limits = ", ".join(f"CAST(c.{k} AS {t}) AS {k}" for k, t in CATALOG_LIMITS.items())
     n_lines = int(visits["n_lines"].sum())
-    n_checked = con.execute("SELECT count(*) FROM w_net WHERE due").fetchall()[0][0]
-    parts = max(1, -(-n_checked // LINES_PER_PART))
-    # the others' lines are needed only where trace-coded, and stay outside every slice: part -1
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE w_lines AS
-        SELECT l.* EXCLUDE (due), s.psn_no, s.gend, s.age, s.med_type, s.begntime, s.endtime, {limits},
-               CAST(CASE WHEN l.due THEN hash(s.psn_no) % {parts} ELSE -1 END AS INTEGER) AS part
-        FROM w_net l JOIN setl s ON s.fixmedins_code = l.fixmedins_code AND s.setl_id = l.setl_id
-        LEFT JOIN {ref_table(con, "catalog")} c USING (med_list_codg)
-        WHERE l.due OR l.drug_trac_codg IS NOT NULL
-        ORDER BY part, {LINE_KEY}
-    """)
-    con.execute("DROP TABLE w_net")
+    n_checked = con.execute("SELECT count(*) FROM w_lines WHERE part >= 0").fetchall()[0][0]
     catalog = con.sql("SELECT * FROM ref_catalog").pl() if has_table(con, "ref_catalog") else None
     if catalog is not None:
         catalog = catalog.with_columns(
