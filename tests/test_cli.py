@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
 from pipelines.warehouse.session import writer_lock
 
@@ -49,3 +50,52 @@ def test_generate_writes_truth_beside_the_inbox(tmp_path):
     assert (tmp_path / "inbox" / "uploads").is_dir() and (tmp_path / "inbox" / "reference").is_dir()
     assert (tmp_path / "inbox.truth" / "labels.csv").is_file()
     assert not any("truth" in p.name or "label" in p.name for p in (tmp_path / "inbox").rglob("*"))
+
+
+CTRL_C_DURING_A_QUERY = """
+import sys
+
+from pipelines import cli, nightly
+
+
+def endless(ctx):
+    with ctx.connect() as con:
+        con.execute("CREATE TEMP TABLE t AS SELECT range AS i FROM range(10000000)")
+        print("querying", flush=True)
+        # hours of work in many small tasks (DuckDB looks for Ctrl-C between tasks)
+        con.execute("SELECT count(*) FROM t a JOIN t b ON a.i % 1000 = b.i % 1000").fetchall()
+
+
+nightly.STEPS.insert(1, ("endless", endless))  # after the reference step, inside the run
+inbox, db, out = sys.argv[1:4]
+sys.exit(cli.main(["nightly", "--inbox", inbox, "--db", db, "--out", out, "--orchestrator", "none"]))
+"""
+
+
+def test_ctrl_c_while_duckdb_works_is_an_interrupt_and_changes_nothing(tmp_path):
+    """DuckDB turns Ctrl-C inside a query into its own RuntimeError; the user must still read one line saying
+    the run was interrupted (exit 130), and the warehouse must be as before (here: not created)."""
+    import signal
+
+    from tests.helpers import make_inbox
+
+    inbox = make_inbox(tmp_path / "inbox", {})
+    db, out = tmp_path / "w.duckdb", tmp_path / "o"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CTRL_C_DURING_A_QUERY, str(inbox), str(db), str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # a shell's background job starts with Ctrl-C ignored, and a child inherits that: give it a terminal's
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    try:
+        assert proc.stdout.readline().strip() == "querying"
+        time.sleep(0.5)  # well inside the query
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert err.strip() == "claimwatch: interrupted; the warehouse is unchanged"
+    assert not db.exists() and not any(p.name.startswith(".w.duckdb.staging") for p in tmp_path.iterdir())
