@@ -43,6 +43,7 @@ CATALOG_LIMITS = {  # catalogue columns the rules compare lines with, in the typ
     "max_cnt_per_period": "DOUBLE",
     "period_days": "INTEGER",
 }
+PERSON = ("psn_no", "gend", "age", "med_type", "begntime", "endtime")  # the visit's columns each line carries
 LINES_PER_PART = 1_500_000  # lines per slice handed to the rules (bounds their memory)
 LINE_KEY = "fixmedins_code, feedetl_sn"
 LINE_ORDER = f"ORDER BY {LINE_KEY}"
@@ -128,9 +129,8 @@ def load_window(con: duckdb.DuckDBPyConnection, as_of: date, days: int, recheck:
         due = "psn_no IN (SELECT psn_no FROM w_recheck)"
         traced = "SELECT fixmedins_code, setl_id FROM fee WHERE drug_trac_codg IS NOT NULL"
         only = f"AND ({due} OR (fixmedins_code, setl_id) IN ({traced}))"
-    person = "psn_no, gend, age, med_type, begntime, endtime"
     window = (
-        f"SELECT fixmedins_code, setl_id, {person}, {due} AS due FROM setl "
+        f"SELECT fixmedins_code, setl_id, {', '.join(PERSON)}, {due} AS due FROM setl "
         f"WHERE setl_time >= $lo AND setl_time < $hi {only}"
     )
     bounds = {"lo": lo, "hi": hi}
@@ -160,7 +160,7 @@ def load_window(con: duckdb.DuckDBPyConnection, as_of: date, days: int, recheck:
                round(CAST(f.pric AS DOUBLE) * CAST(f.cnt + coalesce(r.rcnt, 0) AS DOUBLE), 2) AS amt,
                CASE WHEN r.rcnt IS NULL THEN f.prd_days
                     ELSE CAST(round(f.prd_days * (f.cnt + r.rcnt) / f.cnt) AS INTEGER) END AS prd_days,
-               f.drug_trac_codg, {", ".join(f"f.{c.strip()}" for c in person.split(","))}, {limits},
+               f.drug_trac_codg, {", ".join(f"f.{c}" for c in PERSON)}, {limits},
                CAST(CASE WHEN f.due THEN hash(f.psn_no) % {parts} ELSE -1 END AS INTEGER) AS part
         FROM f LEFT JOIN r ON r.fixmedins_code = f.fixmedins_code AND r.init_feedetl_sn = f.feedetl_sn
         LEFT JOIN {ref_table(con, "catalog")} c ON c.med_list_codg = f.med_list_codg
