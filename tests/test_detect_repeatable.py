@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import duckdb
 import polars as pl
 
@@ -43,6 +45,10 @@ def test_rules_over_person_slices_find_what_the_whole_window_finds(small_night, 
         monkeypatch.setattr(window, "LINES_PER_PART", per_part)
         con = duckdb.connect(str(db))
         w = window.load_window(con, as_of, cfg["window"]["days"])
+        counts = "SELECT (SELECT count(*) FROM fee), (SELECT count(*) FROM setl)"
+        fee_rows, setl_rows = con.execute(counts).fetchall()[0]
+        # as many slices as the window's visits need at the warehouse's lines per visit
+        assert w.parts == max(1, math.ceil(w.visits.height * (fee_rows / setl_rows) / per_part))
         assert (w.parts == 1 if per_part > 10**6 else w.parts >= 3) and w.n_lines > 10_000
         assert sum(p.height for p in w.person_parts()) == w.n_lines
         found.append(

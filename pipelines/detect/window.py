@@ -137,11 +137,11 @@ def load_window(con: duckdb.DuckDBPyConnection, as_of: date, days: int, recheck:
     # slices of about LINES_PER_PART lines, estimated from the visits due and the warehouse's lines per visit,
     # so that the lines are netted, joined and sorted into their slices in one statement
     due_visits, per_visit = con.execute(
-        f"""SELECT count(*) FILTER (due), (SELECT count(*) FROM fee) / greatest((SELECT count(*) FROM setl), 1)
-            FROM ({window})""",
+        f"""SELECT count(*), (SELECT count(*) FROM fee) / greatest((SELECT count(*) FROM setl), 1)
+            FROM setl WHERE setl_time >= $lo AND setl_time < $hi AND {due}""",
         bounds,
     ).fetchall()[0]
-    parts = max(1, math.ceil((due_visits or 0) * per_visit / LINES_PER_PART))
+    parts = max(1, math.ceil(due_visits * per_visit / LINES_PER_PART))
     limits = ", ".join(f"CAST(c.{k} AS {t}) AS {k}" for k, t in CATALOG_LIMITS.items())
     # refunds netted against their originals (a fully refunded line disappears); the others' lines are needed
     # only where trace-coded, and stay outside every slice: part -1
