@@ -221,7 +221,7 @@ def _judge(con: duckdb.DuckDBPyConnection, table: Table, checked: pl.DataFrame) 
             )
         )
     # 2. keys already in the warehouse
-    con.register("batch_keys", checked.select(key).unique().to_arrow())
+    con.register("batch_keys", checked.select(key).to_arrow())  # a semi join needs no unique keys
     cols = ", ".join(f"CAST(t.{ident(c.code)} AS {_POLARS_SQL[c.type]}) AS {ident(c.code)}" for c in table.columns)
     on = " AND ".join(f"t.{ident(k)} = b.{ident(k)}" for k in key)
     existing = con.sql(f"SELECT {cols} FROM {table.name} t SEMI JOIN batch_keys b ON {on}").pl()
@@ -236,7 +236,8 @@ def _judge(con: duckdb.DuckDBPyConnection, table: Table, checked: pl.DataFrame) 
         )
     judged = pl.concat(statuses).unique(KEY_ORDER, keep="first") if statuses else _EMPTY_STATUS
     if table.name == "fee":
-        new = checked.join(judged, on=KEY_ORDER, how="anti")
+        link = [*KEY_ORDER, "fixmedins_code", "setl_id", "cnt", "feedetl_sn", "init_feedetl_sn", "mdtrt_id"]
+        new = checked.select(link).filter(~_in(judged))
         statuses = [judged, *_fee_links(con, new)]
         judged = pl.concat(statuses).unique(KEY_ORDER, keep="first")
     return judged
@@ -267,6 +268,18 @@ def _fee_links(con: duckdb.DuckDBPyConnection, new: pl.DataFrame) -> list[pl.Dat
 
 
 KEY_ORDER = ["_fi", "_row"]
+
+
+def _row_id(frame: pl.DataFrame | None = None) -> pl.Expr | pl.Series:
+    """One Int64 per uploaded row (file index and row packed), so a batch's rows can be picked out by a
+    membership test instead of a join that hashes and gathers every column of the whole batch."""
+    rid = (pl.col("_fi").cast(pl.Int64) * 2**32 + pl.col("_row").cast(pl.Int64)).alias("_rid")
+    return rid if frame is None else frame.select(rid).to_series()
+
+
+def _in(rows: pl.DataFrame) -> pl.Expr:
+    """True for the batch rows named (by _fi, _row) in `rows`."""
+    return _row_id().is_in(_row_id(rows).unique().implode())
 _EMPTY_STATUS = pl.DataFrame(schema={"_fi": pl.Int32, "_row": pl.Int32, "status": pl.String})
 # warehouse values read back in the types the parser produces, for exact comparison
 _POLARS_SQL = {
@@ -286,7 +299,7 @@ def _record(
     found = found.group_by("_fi", "_row", maintain_order=True).agg(
         rule=pl.col("rule").str.join("; "), value=pl.col("value").str.join("; ")
     )
-    uploaded = batch.join(found.select("_fi", "_row"), on=["_fi", "_row"], how="semi").select(
+    uploaded = batch.filter(_in(found)).select(
         "_fi",
         "_row",
         pl.col(table.key[1]).alias("record_id"),
@@ -411,24 +424,27 @@ def _commit(con, prepared: Prepared, run_id: str, result: IngestResult, say: Cal
     )
     failures = found.filter(pl.col("sev") == "reject").drop("sev")
     warnings = found.filter(pl.col("sev") == "warn").drop("sev")
-    checked = typed.join(failures.select("_fi", "_row").unique(), on=["_fi", "_row"], how="anti")
+    checked = typed.filter(~_in(failures)) if not failures.is_empty() else typed
     checked = checked.drop("_fcode", "_fday")
     judged = _judge(con, table, checked)
-    rows_new = checked.join(judged, on=KEY_ORDER, how="anti").join(info.select("_fi", "source_file"), on="_fi")
+    rows_new = checked.filter(~_in(judged)) if not judged.is_empty() else checked
     con.register("rows_new", rows_new.to_arrow())
+    con.register("batch_files", info.select("_fi", "source_file").to_arrow())
     casts = ", ".join(f"CAST(j.{ident(c.code)} AS {SQL_TYPES[c.type]}) AS {ident(c.code)}" for c in table.columns)
     con.execute(
         f"""INSERT INTO {table.name} BY NAME
-        SELECT {casts}, j.extra, j.source_file, j._row AS source_row, ? AS run_id FROM rows_new j""",
+        SELECT {casts}, j.extra, f.source_file, j._row AS source_row, ? AS run_id
+        FROM rows_new j JOIN batch_files f USING (_fi)""",
         [run_id],
     )
     con.unregister("rows_new")
+    con.unregister("batch_files")
     # refused rows: contract failures (rules joined per row) and cross-row judgements
     id_col = table.key[1]
     value_of = {"key_conflict": id_col, "setl_missing": "setl_id", "refund_unmatched": "init_feedetl_sn"}
     later = (
         judged.filter(pl.col("status") != "duplicate")
-        .join(checked, on=KEY_ORDER)
+        .join(checked.filter(_in(judged)), on=KEY_ORDER)
         .select(
             *KEY_ORDER,
             pl.col("status").alias("rule"),
