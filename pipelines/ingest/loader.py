@@ -270,16 +270,17 @@ def _fee_links(con: duckdb.DuckDBPyConnection, new: pl.DataFrame) -> list[pl.Dat
 KEY_ORDER = ["_fi", "_row"]
 
 
-def _row_id(frame: pl.DataFrame | None = None) -> pl.Expr | pl.Series:
+def _row_id() -> pl.Expr:
     """One Int64 per uploaded row (file index and row packed), so a batch's rows can be picked out by a
     membership test instead of a join that hashes and gathers every column of the whole batch."""
-    rid = (pl.col("_fi").cast(pl.Int64) * 2**32 + pl.col("_row").cast(pl.Int64)).alias("_rid")
-    return rid if frame is None else frame.select(rid).to_series()
+    return pl.col("_fi").cast(pl.Int64) * 2**32 + pl.col("_row").cast(pl.Int64)
 
 
 def _in(rows: pl.DataFrame) -> pl.Expr:
     """True for the batch rows named (by _fi, _row) in `rows`."""
-    return _row_id().is_in(_row_id(rows).unique().implode())
+    return _row_id().is_in(rows.select(_row_id()).to_series().unique().implode())
+
+
 _EMPTY_STATUS = pl.DataFrame(schema={"_fi": pl.Int32, "_row": pl.Int32, "status": pl.String})
 # warehouse values read back in the types the parser produces, for exact comparison
 _POLARS_SQL = {
