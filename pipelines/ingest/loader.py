@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -148,7 +149,11 @@ def plan(con, uploads: Path, run_id: str, result: IngestResult) -> list[list[Inc
     to_hash: list[tuple[Path, UploadName, os.stat_result, Seen | None]] = []
     for path in list_uploads(uploads):
         result.seen += 1
-        if path.is_symlink() or not path.is_file():
+        try:
+            st = os.lstat(path)  # one call: a link is refused, not followed
+        except OSError:
+            st = None
+        if st is None or not stat.S_ISREG(st.st_mode):
             _reject(con, run_id, result, path.name, "not_a_file", "not a regular file (folder or link): not read")
             continue
         try:
@@ -156,7 +161,6 @@ def plan(con, uploads: Path, run_id: str, result: IngestResult) -> list[list[Inc
         except BadFileName as e:
             _reject(con, run_id, result, path.name, "bad_file_name", str(e))
             continue
-        st = path.stat()
         prev = latest.get(name.stem)
         if prev and (prev.name, prev.size, prev.mtime_ns) == (path.name, st.st_size, st.st_mtime_ns):
             # the very file seen before, untouched since (rewriting it changes its mtime): no need to hash it

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 
 NAME = re.compile(r"^(?P<code>[A-Za-z0-9]{1,32})_(?P<day>\d{8})_(?P<table>setl|fee)\.(?P<ext>csv|xlsx|parquet)$")
 EXTS = ("csv", "xlsx", "parquet")
@@ -25,7 +25,7 @@ class UploadName:
     @property
     def stem(self) -> str:
         """The file's identity across formats: a resend as xlsx replaces the csv of the same stem."""
-        return f"{self.code}_{self.day:%Y%m%d}_{self.table}"
+        return self.name.rpartition(".")[0]
 
 
 def parse(name: str) -> UploadName:
@@ -33,7 +33,8 @@ def parse(name: str) -> UploadName:
     if not m:
         raise BadFileName(f"name does not follow <机构编码>_<YYYYMMDD>_<setl|fee>.<csv|xlsx|parquet>: {name!r}")
     try:
-        day = datetime.strptime(m["day"], "%Y%m%d").date()
+        d = m["day"]
+        day = date(int(d[:4]), int(d[4:6]), int(d[6:]))
     except ValueError:
         raise BadFileName(f"the date in the name is not a calendar date: {m['day']!r}") from None
     return UploadName(name, m["code"], day, m["table"], m["ext"])
