@@ -175,3 +175,17 @@ def test_a_file_seen_before_is_known_by_name_size_and_mtime_without_hashing_it_a
     touched.write_bytes(touched.read_bytes().replace(b"\n", b"\r\n"))
     fourth = load_uploads(inbox_copy, db)
     assert hashed == [touched.name] and fourth.loaded == 1 and fourth.corrected == 1
+
+
+def test_a_folder_or_a_link_among_the_uploads_is_refused_and_the_files_beside_it_load(tmp_path):
+    from tests.helpers import fee_row, load_uploads, make_inbox, setl_row
+
+    setl, fee = "H13030200001_20261015_setl.csv", "H13030200001_20261015_fee.csv"
+    inbox = make_inbox(tmp_path / "inbox", {setl: [setl_row()], fee: [fee_row()]})
+    up = inbox / "uploads"
+    (up / "H13030200001_20261016_setl.csv").mkdir()
+    (up / "H13030200001_20261017_setl.csv").symlink_to(up / setl)  # would load the same rows twice if followed
+    result = load_uploads(inbox, tmp_path / "w.duckdb")
+    refused = {r["file"]: r["rule"] for r in result.rejected}
+    assert refused == {"H13030200001_20261016_setl.csv": "not_a_file", "H13030200001_20261017_setl.csv": "not_a_file"}
+    assert result.loaded == 2 and result.rows["setl"].loaded == 1 and result.rows["fee"].loaded == 1
