@@ -241,7 +241,7 @@ def _judge(con: duckdb.DuckDBPyConnection, table: Table, checked: pl.DataFrame) 
     judged = pl.concat(statuses).unique(KEY_ORDER, keep="first") if statuses else _EMPTY_STATUS
     if table.name == "fee":
         link = [*KEY_ORDER, "fixmedins_code", "setl_id", "cnt", "feedetl_sn", "init_feedetl_sn", "mdtrt_id"]
-        new = checked.select(link).filter(~_in(judged))
+        new = _without(checked.select(link), judged)
         statuses = [judged, *_fee_links(con, new)]
         judged = pl.concat(statuses).unique(KEY_ORDER, keep="first")
     return judged
@@ -283,6 +283,11 @@ def _row_id() -> pl.Expr:
 def _in(rows: pl.DataFrame) -> pl.Expr:
     """True for the batch rows named (by _fi, _row) in `rows`."""
     return _row_id().is_in(rows.select(_row_id()).to_series().unique().implode())
+
+
+def _without(frame: pl.DataFrame, rows: pl.DataFrame) -> pl.DataFrame:
+    """`frame` less the rows named in `rows` (the frame itself, uncopied, when `rows` is empty)."""
+    return frame.filter(~_in(rows)) if not rows.is_empty() else frame
 
 
 _EMPTY_STATUS = pl.DataFrame(schema={"_fi": pl.Int32, "_row": pl.Int32, "status": pl.String})
@@ -429,10 +434,10 @@ def _commit(con, prepared: Prepared, run_id: str, result: IngestResult, say: Cal
     )
     failures = found.filter(pl.col("sev") == "reject").drop("sev")
     warnings = found.filter(pl.col("sev") == "warn").drop("sev")
-    checked = typed.filter(~_in(failures)) if not failures.is_empty() else typed
+    checked = _without(typed, failures)
     checked = checked.drop("_fcode", "_fday")
     judged = _judge(con, table, checked)
-    rows_new = checked.filter(~_in(judged)) if not judged.is_empty() else checked
+    rows_new = _without(checked, judged)
     con.register("rows_new", rows_new.to_arrow())
     con.register("batch_files", info.select("_fi", "source_file").to_arrow())
     casts = ", ".join(f"CAST(j.{ident(c.code)} AS {SQL_TYPES[c.type]}) AS {ident(c.code)}" for c in table.columns)
@@ -447,18 +452,15 @@ def _commit(con, prepared: Prepared, run_id: str, result: IngestResult, say: Cal
     # refused rows: contract failures (rules joined per row) and cross-row judgements
     id_col = table.key[1]
     value_of = {"key_conflict": id_col, "setl_missing": "setl_id", "refund_unmatched": "init_feedetl_sn"}
-    later = (
-        judged.filter(pl.col("status") != "duplicate")
-        .join(checked.filter(_in(judged)), on=KEY_ORDER)
-        .select(
-            *KEY_ORDER,
-            pl.col("status").alias("rule"),
-            value=pl.coalesce(
-                pl.when(pl.col("status") == r).then(pl.col(c).cast(pl.String))
-                for r, c in value_of.items()
-                if c in table.codes
-            ),
-        )
+    refusals = judged.filter(pl.col("status") != "duplicate")
+    later = refusals.join(checked.filter(_in(refusals)), on=KEY_ORDER).select(
+        *KEY_ORDER,
+        pl.col("status").alias("rule"),
+        value=pl.coalesce(
+            pl.when(pl.col("status") == r).then(pl.col(c).cast(pl.String))
+            for r, c in value_of.items()
+            if c in table.codes
+        ),
     )
     refused = pl.concat([failures.select("_fi", "_row", "rule", "value"), later])
     refused = refused.group_by("_fi", "_row", maintain_order=True).agg(
