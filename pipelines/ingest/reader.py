@@ -204,17 +204,22 @@ def read_batch(files: list[tuple[int, Path, str]], table: Table) -> tuple[list[R
     rejected: dict[int, FileRejected] = {}
     groups: dict[str, list[tuple[int, Path, str, int]]] = {}
 
+    def refuse(fi: int, e: FileRejected) -> None:
+        # keep a copy without the traceback: the raised one holds this frame, whose locals hold every file's
+        # bytes and frames, in a cycle that only a full garbage collection frees (GBs at district scale)
+        rejected[fi] = FileRejected(e.rule, e.message)
+
     def single(fi: int, path: Path, ext: str) -> None:
         try:
             frames.append(read_upload(path, table, ext, fi))
         except FileRejected as e:
-            rejected[fi] = e
+            refuse(fi, e)
 
     for fi, path, ext in files:
         try:
             plain = _plain_csv(path) if ext == "csv" else None
         except FileRejected as e:
-            rejected[fi] = e
+            refuse(fi, e)
             continue
         if plain is None:
             single(fi, path, ext)
@@ -227,7 +232,7 @@ def read_batch(files: list[tuple[int, Path, str]], table: Table) -> tuple[list[R
             _mapping(columns, table)
         except FileRejected as e:
             for fi, *_ in members:
-                rejected[fi] = e
+                refuse(fi, e)
             continue
         counts = [n for *_, n in members]
         try:
