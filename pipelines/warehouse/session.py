@@ -23,11 +23,18 @@ from pipelines.warehouse.schema import create_all
 # DuckDB may otherwise take 80% of the machine; past this it spills joins, sorts and the detection window's
 # temp table to disk beside the warehouse, which keeps the whole run's peak within a few GB at district scale.
 MEMORY_LIMIT = "1GB"
+# DuckDB's allocator otherwise keeps what a big statement freed (GBs after the detection window's sort) until
+# it is busy again, while the detectors work in polars beside it: hand it back to the system promptly
+ALLOCATOR = {
+    "allocator_background_threads": True,
+    "allocator_flush_threshold": "8MB",
+    "allocator_bulk_deallocation_flush_threshold": "8MB",
+}
 
 
 def connect_writer(stage: Path) -> duckdb.DuckDBPyConnection:
     """A read-write connection to a run's staging copy, with the run's memory limit."""
-    return duckdb.connect(str(stage), config={"memory_limit": MEMORY_LIMIT})
+    return duckdb.connect(str(stage), config={"memory_limit": MEMORY_LIMIT, **ALLOCATOR})
 
 
 class WarehouseBusy(RuntimeError):
