@@ -50,7 +50,7 @@ def test_rules_over_person_slices_find_what_the_whole_window_finds(small_night, 
         # as many slices as the window's visits need at the warehouse's lines per visit
         assert w.parts == max(1, math.ceil(w.visits.height * (fee_rows / setl_rows) / per_part))
         assert (w.parts == 1 if per_part > 10**6 else w.parts >= 3) and w.n_lines > 10_000
-        assert sum(p.height for p in w.person_parts()) == w.n_lines
+        assert sum(w.person_part(i).height for i in range(w.parts)) == w.n_lines
         found.append(
             detect(w, cfg)
             .findings.filter(pl.col("kind") == "规则")

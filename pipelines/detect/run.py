@@ -39,7 +39,8 @@ def detect(w: Window, cfg: dict, history: pl.DataFrame | None = None, carried: p
     found = [visit_detector(name).run(w.visits, cfg) for name in cfg["detectors"]["visit_level"]]
     # the rules see the lines a slice at a time (see window.py), the trace-coded lines together, the visits once
     rules = [] if carried is None else [carried]
-    rules += [run_rules(RuleInputs(part, w.visits, w.catalog, w.pairs), scopes=("lines",)) for part in w.person_parts()]
+    for i in range(w.parts):  # the slice is read as the call's argument, so it is freed when the call returns
+        rules.append(run_rules(RuleInputs(w.person_part(i), w.visits, w.catalog, w.pairs), scopes=("lines",)))
     trace = w.trace_lines()
     rules.append(run_rules(RuleInputs(trace, w.visits, w.catalog, w.pairs), scopes=("trace",)))
     rules.append(run_rules(RuleInputs(trace.head(0), w.visits, w.catalog, w.pairs), scopes=("visits",)))

@@ -5,7 +5,7 @@ amounts per component of its (netted) fee lines. Lines: the window's fee lines w
 against their originals (a fully refunded line disappears), joined with the visit columns and the
 catalogue limits the rules need. A district's 90 days hold ~10M lines, too many to hold in memory with the
 copies the rules make, so they stay in a DuckDB temp table and reach the rules in slices of whole persons
-(`person_parts`: every rule but one looks no further than one person), plus the drug-trace-coded lines
+(`person_part`: every rule but one looks no further than one person), plus the drug-trace-coded lines
 together (`trace_lines`: a trace code may reappear at another person).
 On an incremental night (`recheck`, see incremental.py) the slices hold only the persons rechecked, and the
 per-visit amounts come from `visit_amounts`, recomputed only for their visits.
@@ -16,7 +16,6 @@ re-run of the same night and give the same findings.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
@@ -45,6 +44,9 @@ CATALOG_LIMITS = {  # catalogue columns the rules compare lines with, in the typ
 }
 PERSON = ("psn_no", "gend", "age", "med_type", "begntime", "endtime")  # the visit's columns each line carries
 LINES_PER_PART = 1_500_000  # lines per slice handed to the rules (bounds their memory)
+# DuckDB's memory while the slices are read: each is read once, so the blocks it would otherwise cache (up to its
+# whole limit, ~1 GB at district scale) would only take memory from the rules working beside it
+READ_MEMORY = "256MB"
 LINE_KEY = "fixmedins_code, feedetl_sn"
 LINE_ORDER = f"ORDER BY {LINE_KEY}"
 
@@ -61,13 +63,14 @@ class Window:
     parts: int = 1
     con: duckdb.DuckDBPyConnection | None = None  # holds the temp table `w_lines` until close()
     n_checked: int = 0  # lines in the person slices: all of the window's, or those of the persons rechecked
+    memory_limit: str | None = None  # the connection's own limit, restored by close()
 
-    def person_parts(self) -> Iterator[pl.DataFrame]:
-        """The window's lines in slices; all lines of one person fall in the same slice. The table is stored
-        sorted by slice and then in LINE_ORDER, so each read touches only its own row groups and needs no sort
-        of its own (DuckDB keeps a filtered scan in insertion order: `preserve_insertion_order` is on)."""
-        for i in range(self.parts):
-            yield self.con.sql(f"SELECT * EXCLUDE (part) FROM w_lines WHERE part = {i}").pl()
+    def person_part(self, i: int) -> pl.DataFrame:
+        """Slice `i` of the window's lines (0 <= i < parts); all lines of one person fall in the same slice. The
+        table is stored sorted by slice and then in LINE_ORDER, so each read touches only its own row groups and
+        needs no sort of its own (DuckDB keeps a filtered scan in insertion order: `preserve_insertion_order`
+        is on). Read one slice at a time and let it go before the next (some 300 MB each at district scale)."""
+        return self.con.sql(f"SELECT * EXCLUDE (part) FROM w_lines WHERE part = {int(i)}").pl()
 
     def trace_lines(self) -> pl.DataFrame:
         return self.con.sql(f"SELECT * EXCLUDE (part) FROM w_lines WHERE drug_trac_codg IS NOT NULL {LINE_ORDER}").pl()
@@ -75,6 +78,8 @@ class Window:
     def close(self) -> None:
         if self.con is not None:
             self.con.execute("DROP TABLE IF EXISTS w_lines")
+            if self.memory_limit is not None:
+                self.con.execute(f"SET memory_limit = '{self.memory_limit}'")
             self.con = None
 
 
@@ -205,4 +210,6 @@ def load_window(con: duckdb.DuckDBPyConnection, as_of: date, days: int, recheck:
         if has_table(con, "ref_complaints")
         else pl.DataFrame(schema={"fixmedins_code": pl.String})
     )
-    return Window(start, as_of, visits, n_lines, catalog, pairs, complaints, parts, con, n_checked)
+    limit = con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+    con.execute(f"SET memory_limit = '{READ_MEMORY}'")
+    return Window(start, as_of, visits, n_lines, catalog, pairs, complaints, parts, con, n_checked, limit)
