@@ -34,8 +34,11 @@ def empty_findings() -> pl.DataFrame:
     return pl.DataFrame(schema=FINDING_SCHEMA)
 
 
+VISIT_WHERE_COLUMNS = ("setl_id", "fixmedins_code", "psn_no", "setl_time")  # what visit_where() reads
+
+
 def visit_where() -> list[pl.Expr]:
-    """Where and when a visit-level finding happened, from a visits frame."""
+    """Where and when a visit-level finding happened, from a visits frame (its VISIT_WHERE_COLUMNS)."""
     return [
         pl.col("setl_id"),
         pl.col("fixmedins_code"),

@@ -9,7 +9,15 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from detectors.base import SUSPECT, BaseDetector, as_findings, empty_findings, squash, visit_where
+from detectors.base import (
+    SUSPECT,
+    VISIT_WHERE_COLUMNS,
+    BaseDetector,
+    as_findings,
+    empty_findings,
+    squash,
+    visit_where,
+)
 from detectors.peer_stats import apply_baselines, fit_baselines, robust_z
 
 COMPONENT_NAMES = {
@@ -134,7 +142,11 @@ class HighCostDetector(BaseDetector):
 def run(visits: pl.DataFrame, cfg: dict) -> pl.DataFrame:
     """Findings over a window's visits, configured by `config.toml`."""
     c = cfg["high_cost"]
-    v = visits.filter(pl.col("med_type").is_in(c["med_types"]))
+    # only the columns the detector reads are copied by the filter (the whole window's visits are ~1 GB at
+    # district scale)
+    keys = [k for g in c["peer_groups"] for k in g]
+    used = list(dict.fromkeys([*VISIT_WHERE_COLUMNS, "med_type", *keys, "medfee_sumamt", *c["components"]]))
+    v = visits.select(used).filter(pl.col("med_type").is_in(c["med_types"]))
     if v.is_empty():
         return empty_findings()
     det = HighCostDetector(
