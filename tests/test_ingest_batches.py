@@ -45,3 +45,32 @@ def test_many_small_batches_load_exactly_what_one_batch_per_table_loads(inbox_co
     for t in ROWS:
         assert many["tables"][t] == one["tables"][t], t
     assert one["tables"]["quarantine"] and one["tables"]["contract_warnings"]  # the comparison has substance
+
+
+def test_a_rejected_file_keeps_its_reason_but_not_the_batch_alive(tmp_path):
+    """The reason of a rejected file must not carry the traceback that raised it: that traceback holds the
+    reader's frame with every file of the batch (bytes and frames), in a cycle that held GBs at district scale."""
+    import gc
+    import weakref
+
+    import polars as pl
+
+    from data_contracts.contract import upload_tables
+    from pipelines.ingest.reader import read_batch
+
+    table = upload_tables()["setl"]
+    good = tmp_path / "H1_20261001_setl.csv"
+    good.write_text(",".join(table.codes) + "\n" + ",".join("1" for _ in table.codes) + "\n", encoding="utf-8")
+    bad = tmp_path / "H1_20261002_setl.csv"
+    bad.write_text("setl_id,nonsense\nS1,x\n", encoding="utf-8")
+    gc.disable()  # only reference counting may free the batch, as between two full collections
+    try:
+        frames, rejected = read_batch([(0, good, "csv"), (1, bad, "csv")], table)
+        assert list(rejected) == [1] and rejected[1].rule and rejected[1].__traceback__ is None
+        assert rejected[1].__context__ is None and rejected[1].__cause__ is None
+        watched = weakref.ref(frames[0].frame)
+        assert isinstance(watched(), pl.DataFrame)
+        del frames
+        assert watched() is None, "the rejected file's reason keeps the batch's frames alive"
+    finally:
+        gc.enable()
