@@ -10,7 +10,16 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from detectors.base import SUSPECT, BaseDetector, as_findings, empty_findings, grouped_order, squash, visit_where
+from detectors.base import (
+    SUSPECT,
+    VISIT_WHERE_COLUMNS,
+    BaseDetector,
+    as_findings,
+    empty_findings,
+    grouped_order,
+    squash,
+    visit_where,
+)
 from detectors.peer_stats import robust_z
 
 
@@ -166,7 +175,7 @@ class FrequencyDetector(BaseDetector):
         if not parts:
             return empty_findings()
         found = pl.concat(parts).sort("score", descending=True).unique("setl_id", keep="first")
-        found = found.join(X.select("setl_id", "fixmedins_code", "psn_no", "setl_time", "medfee_sumamt"), on="setl_id")
+        found = found.join(X.select(*VISIT_WHERE_COLUMNS, "medfee_sumamt"), on="setl_id")
         return as_findings(
             found.select(
                 *visit_where(),

@@ -3,10 +3,15 @@ left it: loading an inbox in many batches must give exactly the warehouse that o
 
 from __future__ import annotations
 
+import gc
+import weakref
 from pathlib import Path
 
 import duckdb
+import polars as pl
 
+from data_contracts.contract import upload_tables
+from pipelines.ingest.reader import read_batch
 from tests.conftest import table_digest
 from tests.helpers import load_uploads
 
@@ -50,14 +55,6 @@ def test_many_small_batches_load_exactly_what_one_batch_per_table_loads(inbox_co
 def test_a_rejected_file_keeps_its_reason_but_not_the_batch_alive(tmp_path):
     """The reason of a rejected file must not carry the traceback that raised it: that traceback holds the
     reader's frame with every file of the batch (bytes and frames), in a cycle that held GBs at district scale."""
-    import gc
-    import weakref
-
-    import polars as pl
-
-    from data_contracts.contract import upload_tables
-    from pipelines.ingest.reader import read_batch
-
     table = upload_tables()["setl"]
     good = tmp_path / "H1_20261001_setl.csv"
     good.write_text(",".join(table.codes) + "\n" + ",".join("1" for _ in table.codes) + "\n", encoding="utf-8")
