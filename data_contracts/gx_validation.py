@@ -1,6 +1,7 @@
 """Run contract checks as Great Expectations suites over pandas batches (the route that works on this
 stack: GX's SQL source on DuckDB does not, see STACK_NOTES). One suite per table, rebuilt from the
-declared checks; GX returns the (file index, row) of every failing row, with the rule id in the meta.
+declared checks; GX returns the position of every failing row in the batch, with the rule id in the meta,
+and the position gives the row's (file index, row).
 
 With a `docs_dir`, the context lives on disk there: validations are stored and `build_docs()` renders them.
 """
@@ -49,7 +50,7 @@ def compact(frame: pl.DataFrame, expects: list[Expect]) -> pl.DataFrame:
     null-or-1 marker, and every other text column as a categorical (columns compared as a pair share one
     set of categories, as pandas requires). Numbers, flags and times pass as they are.
     """
-    needed = list(dict.fromkeys(INDEX + [c for e in expects for c in e.columns]))
+    needed = list(dict.fromkeys(c for e in expects for c in e.columns))
     kinds: dict[str, set[str]] = {}
     for e in expects:
         for c in e.columns:
@@ -113,23 +114,24 @@ class ContractValidator:
         empty = pl.DataFrame(schema={"_fi": pl.Int32, "_row": pl.Int32, "rule": pl.String})
         if frame.is_empty() or not expects:
             return empty
-        batch = compact(frame, expects).to_pandas()
+        batch = compact(frame, expects).to_pandas()  # indexed 0..n-1: GX reports a failing row by its position
         with self._lock:  # a GX context is not thread-safe: the loader checks batches on worker threads
             t0 = time.perf_counter()
             results = self._runner(name, expects)(batch)
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
             self.rows[name] = self.rows.get(name, 0) + frame.height
-        rows: list[tuple[int, int, str]] = []
+        failed: list[pl.DataFrame] = []
         for r in results:
             if r.success:
                 continue
             rule = r.expectation_config.meta["rule"]
             if r.exception_info and r.exception_info.get("raised_exception"):
                 raise RuntimeError(f"contract check {rule} could not run: {r.exception_info.get('exception_message')}")
-            rows += [(int(u["_fi"]), int(u["_row"]), rule) for u in r.result.get("unexpected_index_list") or []]
-        if not rows:
+            at = pl.Series(r.result.get("unexpected_index_list") or [], dtype=pl.Int64)
+            failed.append(frame.select(pl.col(INDEX).gather(at), rule=pl.lit(rule)))
+        if not failed:
             return empty
-        return pl.DataFrame(rows, schema={"_fi": pl.Int32, "_row": pl.Int32, "rule": pl.String}, orient="row")
+        return pl.concat(failed).cast(empty.schema)
 
     def _runner(self, name: str, expects: list[Expect]) -> Callable[[Any], list]:
         """The suite of `name` with these expectations, set up in GX once per run and reused for every batch
@@ -153,11 +155,9 @@ class ContractValidator:
         vd = ctx.validation_definitions.add_or_update(
             gx.ValidationDefinition(data=batch_def, suite=suite, name=suite_name)
         )
-        fmt = {
-            "result_format": "COMPLETE",
-            "unexpected_index_column_names": INDEX,
-            "return_unexpected_index_query": False,
-        }
+        # Failing rows by position, not by naming INDEX as `unexpected_index_column_names`: GX then reads those
+        # columns one failing row at a time (minutes when a whole file breaks a rule).
+        fmt = {"result_format": "COMPLETE", "return_unexpected_index_query": False}
 
         def run(df: Any) -> list:
             # with a docs_dir the run's result is stored in the context; build_docs() renders the site once

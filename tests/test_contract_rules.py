@@ -166,3 +166,36 @@ def test_a_broken_reference_list_is_refused_and_the_previous_one_kept(tmp_path):
     assert "row 2: bad_code:fixmedins_type (7)" in rejected["reference/institutions.csv"]
     con = duckdb.connect(str(db), read_only=True)
     assert con.execute("SELECT count(*) FROM ref_institutions").fetchall()[0][0] == 2
+
+
+def test_gx_failing_rows_map_back_to_their_file_and_row_past_skipped_rows():
+    """GX reports a failing row by its position in the batch, also after it skipped rows (a null in a column
+    pair); each must come back as the (file, row) it was uploaded as, every failing row once per rule."""
+    from data_contracts.gx_validation import ContractValidator, Expect
+
+    frame = pl.DataFrame(
+        {
+            "_fi": [3, 3, 7, 7, 7, 9],
+            "_row": [2, 3, 2, 5, 6, 40],
+            "a": [1.0, None, 5.0, 1.0, None, 0.0],
+            "b": [2.0, 2.0, 1.0, 4.0, 1.0, 3.0],
+            "code": ["x", "y", "x", "z", "x", "z"],
+        },
+        schema_overrides={"_fi": pl.Int32, "_row": pl.Int32},
+    )
+    expects = [
+        Expect(
+            "a_not_below_b",
+            "ExpectColumnPairValuesAToBeGreaterThanB",
+            {"column_A": "a", "column_B": "b", "or_equal": True, "ignore_row_if": "either_value_is_missing"},
+        ),
+        Expect("known_code", "ExpectColumnValuesToBeInSet", {"column": "code", "value_set": ["x", "y"]}),
+    ]
+    failed = ContractValidator().validate("pairs", frame, expects)
+    assert sorted(failed.iter_rows()) == [
+        (3, 2, "a_not_below_b"),
+        (7, 5, "a_not_below_b"),
+        (7, 5, "known_code"),
+        (9, 40, "a_not_below_b"),
+        (9, 40, "known_code"),
+    ]
