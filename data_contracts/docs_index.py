@@ -79,8 +79,8 @@ def write_index(docs_dir: Path) -> Path:
 <body>
 <h1>数据契约校验结果（Great Expectations）</h1>
 <p>本夜每一批上传与参考文件的校验结果（北京时间）。点击表名查看 Great Expectations 的逐条期望详情页\
-（离线时以无样式方式显示）。规则后的行数为该批不合格行数；被拒收的行见 quarantine.csv，\
-警告见 contract_warnings.csv。</p>
+（离线时以无样式方式显示）。规则后的行数为该批不合格行数；详情页中的 Index 是该行在本批中的序号（从 0 起），\
+对应的文件名与行号见 quarantine.csv（被拒收的行）与 contract_warnings.csv（警告）。</p>
 <table><thead><tr><th>表</th><th>校验时间</th><th>行数</th><th>结果</th><th>期望数</th><th>未通过</th>
 <th>未通过的规则</th></tr></thead><tbody>
 {"".join(body) or '<tr><td colspan="7">本夜没有需要校验的文件</td></tr>'}
