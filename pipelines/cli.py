@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import sys
+import threading
 import traceback
 from datetime import date, timedelta
 from pathlib import Path
@@ -294,6 +295,24 @@ class _Interrupts:
         raise KeyboardInterrupt
 
 
+def _watch_interrupts() -> None:
+    """Pass Ctrl-C to DuckDB from a thread of its own. Python runs a signal handler only when the main thread
+    runs Python, and DuckDB looks for one only now and then inside a query (in some states, never), so a
+    press could go unnoticed for as long as the query runs. The signal also writes a byte to a wakeup pipe,
+    which this thread reads at once; it then interrupts the run's query, and the main thread sees the press."""
+    from pipelines.warehouse.session import interrupt_writers
+
+    r, w = os.pipe()
+    os.set_blocking(w, False)
+    signal.set_wakeup_fd(w, warn_on_full_buffer=False)
+
+    def watch() -> None:
+        while os.read(r, 64):
+            interrupt_writers()
+
+    threading.Thread(target=watch, name="ctrl-c", daemon=True).start()
+
+
 def _interrupted() -> int:
     print("claimwatch: interrupted; the warehouse is unchanged", file=sys.stderr)
     return 130
@@ -305,6 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
         signal.signal(signal.SIGINT, _Interrupts.handler)
+        _watch_interrupts()
     args = _parser().parse_args(argv)
     from pipelines.cases.commands import CaseError
     from pipelines.nightly import RunInputError

@@ -13,7 +13,7 @@ import fcntl
 import os
 import shutil
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import duckdb
@@ -32,9 +32,22 @@ ALLOCATOR = {
 }
 
 
+# the run's writer connections, so that Ctrl-C can interrupt their queries from another thread (`interrupt_writers`)
+_WRITERS: list[duckdb.DuckDBPyConnection] = []
+
+
 def connect_writer(stage: Path) -> duckdb.DuckDBPyConnection:
     """A read-write connection to a run's staging copy, with the run's memory limit."""
-    return duckdb.connect(str(stage), config={"memory_limit": MEMORY_LIMIT, **ALLOCATOR})
+    con = duckdb.connect(str(stage), config={"memory_limit": MEMORY_LIMIT, **ALLOCATOR})
+    _WRITERS[:] = [con]  # a step's connection; the steps before it have closed theirs
+    return con
+
+
+def interrupt_writers() -> None:
+    """Interrupt whatever query the current writer connection runs (safe from any thread, and when closed)."""
+    for con in list(_WRITERS):
+        with suppress(duckdb.Error):
+            con.interrupt()
 
 
 class WarehouseBusy(RuntimeError):
