@@ -32,7 +32,7 @@ ALLOCATOR = {
 }
 
 
-# the run's writer connections, so that Ctrl-C can interrupt their queries from another thread (`interrupt_writers`)
+# the writer connection of the step running now, so that Ctrl-C can interrupt its query from another thread
 _WRITERS: list[duckdb.DuckDBPyConnection] = []
 
 
