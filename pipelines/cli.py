@@ -307,8 +307,9 @@ def _watch_interrupts() -> None:
     signal.set_wakeup_fd(w, warn_on_full_buffer=False)
 
     def watch() -> None:
-        while os.read(r, 64):
-            interrupt_writers()
+        while received := os.read(r, 64):  # one byte per signal caught, its number
+            if signal.SIGINT in received:  # a handler another library sets for, say, SIGTERM writes here too
+                interrupt_writers()
 
     threading.Thread(target=watch, name="ctrl-c", daemon=True).start()
 
