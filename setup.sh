@@ -8,10 +8,11 @@ cd "$(dirname "$0")"
 PY=${PYTHON:-python3}
 quiet() { if [ -n "${CI:-}" ] || [ ! -t 1 ]; then "$@" >/tmp/claimwatch-setup.log 2>&1 || { cat /tmp/claimwatch-setup.log; return 1; }; else "$@"; fi; }
 
-# system packages (Debian): CJK fonts for charts and notices, LibreOffice Writer for PDF notices, poppler to
-# look at PDFs, Chromium for the report's browser test. Skipped where apt is absent or we are not root;
+# system packages (Debian): CJK fonts for charts and notices, LibreOffice Writer for PDF notices, Bootstrap
+# and jQuery for the Data Docs pages (copied into each run's output, read offline), poppler to look at PDFs,
+# Chromium for the report's browser test. Skipped where apt is absent or we are not root;
 # CLAIMWATCH_SYSTEM_PACKAGES="" skips them, or names another list.
-SYSTEM_PACKAGES="${CLAIMWATCH_SYSTEM_PACKAGES-fonts-noto-cjk libreoffice-writer poppler-utils chromium}"
+SYSTEM_PACKAGES="${CLAIMWATCH_SYSTEM_PACKAGES-fonts-noto-cjk libreoffice-writer libjs-bootstrap4 libjs-jquery poppler-utils chromium}"
 if [ -n "$SYSTEM_PACKAGES" ] && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
   missing=""
   for p in $SYSTEM_PACKAGES; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done

@@ -1,9 +1,10 @@
 """A self-contained index of the night's Data Docs, readable on a closed network.
 
-GX's own `index.html` fills its list of validations with JavaScript loaded from public CDNs, so on the
-bureau's network it shows an empty page. The validation pages themselves are static HTML and read fine
-unstyled. This page lists every stored validation result (table, time, rows, expectations failed, the rules
-that failed with their row counts) and links to GX's page for it; it needs no script and no network.
+GX's own `index.html` fills its list of validations with JavaScript (bootstrap-table) that only public CDNs
+serve, so on the bureau's network it shows an empty list. The validation pages themselves are static HTML,
+styled from local copies (see docs_offline.py). This page lists every stored validation result (table, time,
+rows, expectations failed, the rules that failed with their row counts) and links to GX's page for it; it
+needs no script and no network.
 """
 
 from __future__ import annotations
@@ -48,10 +49,15 @@ def _row(result_json: Path, store: Path, site: Path, out: Path) -> dict:
     }
 
 
+def site_of(docs_dir: Path) -> Path:
+    """Where GX renders the Data Docs site of a file context rooted at `docs_dir`."""
+    return docs_dir / "gx" / "uncommitted" / "data_docs" / "local_site"
+
+
 def write_index(docs_dir: Path) -> Path:
     """Write `docs_dir/index.html` from the validation results stored under `docs_dir/gx`; return its path."""
     store = docs_dir / "gx" / "uncommitted" / "validations"
-    site = docs_dir / "gx" / "uncommitted" / "data_docs" / "local_site"
+    site = site_of(docs_dir)
     out = docs_dir / "index.html"
     results = sorted((_row(p, store, site, out) for p in store.rglob("*.json")), key=lambda r: (r["time"], r["suite"]))
     body = []
@@ -79,14 +85,14 @@ def write_index(docs_dir: Path) -> Path:
 <body>
 <h1>数据契约校验结果（Great Expectations）</h1>
 <p>本夜每一批上传与参考文件的校验结果（北京时间）。点击表名查看 Great Expectations 的逐条期望详情页\
-（离线时以无样式方式显示）。规则后的行数为该批不合格行数；详情页中的 Index 是该行在本批中的序号（从 0 起），\
+。规则后的行数为该批不合格行数；详情页中的 Index 是该行在本批中的序号（从 0 起），\
 对应的文件名与行号见 quarantine.csv（被拒收的行）与 contract_warnings.csv（警告）。</p>
 <table><thead><tr><th>表</th><th>校验时间</th><th>行数</th><th>结果</th><th>期望数</th><th>未通过</th>
 <th>未通过的规则</th></tr></thead><tbody>
 {"".join(body) or '<tr><td colspan="7">本夜没有需要校验的文件</td></tr>'}
 </tbody></table>
 <p>期望套件（规则定义）：{suite_links or "—"}</p>
-<p><a href="{escape(gx_home)}">Great Expectations 原版首页</a>（需联网加载样式与脚本）</p>
+<p><a href="{escape(gx_home)}">Great Expectations 原版首页</a>（其校验列表需联网加载脚本，本页即为其离线替代）</p>
 </body></html>
 """
     out.write_text(html, encoding="utf-8")

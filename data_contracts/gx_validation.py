@@ -19,7 +19,8 @@ from typing import Any
 
 import polars as pl
 
-from data_contracts.docs_index import write_index
+from data_contracts.docs_index import site_of, write_index
+from data_contracts.docs_offline import localise
 
 INDEX = ["_fi", "_row"]
 
@@ -168,11 +169,12 @@ class ContractValidator:
         return run
 
     def build_docs(self) -> Path | None:
-        """Render the Data Docs site of every validation this run stored, and an index of it that reads
-        offline; return that index."""
+        """Render the Data Docs site of every validation this run stored, with nothing loaded from the internet,
+        and an index of it; return that index."""
         if self.docs_dir is None or self._ctx is None:
             return None
         self._ctx.build_data_docs()
+        localise(site_of(self.docs_dir))
         return write_index(self.docs_dir)
 
     def docs_index(self) -> Path | None:

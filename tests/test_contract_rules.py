@@ -10,6 +10,8 @@ import openpyxl
 import polars as pl
 import pytest
 
+from data_contracts.docs_index import site_of
+from data_contracts.docs_offline import LOCAL_COPIES
 from tests.helpers import fee_row, make_inbox, quarantine, run, setl_row
 
 DAY = "20261015"
@@ -149,6 +151,20 @@ def test_data_docs_are_built_and_linked(tmp_path):
     assert all((index.parent / link).is_file() for link in links)
     assert re.search(r"<td>fee</td>|>fee</a>", html) and "有不合格行" not in html  # a clean upload passes
     assert json.loads((tmp_path / "out" / "run_summary.json").read_text())["contract"]["data_docs"]
+    # GX's own pages load nothing from the internet either (GX would fetch six CDNs and a logo from its S3)
+    site = site_of(index.parent)
+    pages = [*site.rglob("*.html"), *site.rglob("*.css")]
+    assert len(pages) > 4
+    loaded = re.compile(r"""<(?:script|link|img)\b[^>]*\b(?:src|href)\s*=\s*["']([^"']+)|url\(\s*["']?([^"')]+)""")
+    for page in pages:
+        for found in loaded.findall(page.read_text(encoding="utf-8")):
+            url = found[0] or found[1]
+            assert not re.match(r"(https?:)?//", url), f"{page.name} loads {url}"
+            if "static/offline/" in url:  # a local copy this run put there
+                assert (page.parent / url).resolve().is_file(), f"{page.name}: {url} is missing"
+    fee_page = next(p for p in site.rglob("validations/fee/**/*.html"))
+    if LOCAL_COPIES["/bootstrap.min.css"].is_file():  # set-up installs it (libjs-bootstrap4)
+        assert "static/offline/bootstrap.min.css" in fee_page.read_text(encoding="utf-8")
 
 
 def test_a_broken_reference_list_is_refused_and_the_previous_one_kept(tmp_path):
