@@ -140,3 +140,14 @@ def test_isolation_models_rank_planted_outliers_on_top_and_attribute_them(model)
     assert set(np.argsort(-det.decision_function(X))[:3]) == {5, 50, 150}
     assert set(np.abs(det.attributions(X[[5, 50, 150]])).argmax(axis=1)) <= {1, 2, 3}
     assert det.decision_function(X[[5]])[0] > det.threshold(0.02)
+
+
+def test_isolation_forest_scores_repeated_rows_as_the_model_scores_each_row():
+    rng = np.random.default_rng(7)
+    X = rng.normal(0, 1, (400, 3))
+    X[100:300] = X[rng.integers(0, 100, 200)]  # half the rows repeat earlier ones, as claims do
+    X[[10, 20]] = [[9.0, -9.0, 9.0], [0.0, -0.0, 0.0]]
+    det = IsolationDetector(n_estimators=50, seed=1).fit(X)
+    shuffled = X[rng.permutation(len(X))]
+    for rows in (X, shuffled, X[:1]):
+        assert np.array_equal(det.decision_function(rows), det.model_.decision_function(rows))
