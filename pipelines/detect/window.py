@@ -158,7 +158,11 @@ def load_window(con: duckdb.DuckDBPyConnection, as_of: date, days: int, recheck:
                      f.med_list_name, f.med_chrgitm_type, f.pric, f.cnt, f.prd_days, f.drug_trac_codg,
                      w.* EXCLUDE (fixmedins_code, setl_id)  -- the person as the visit names it
               FROM fee f JOIN w ON f.fixmedins_code = w.fixmedins_code AND f.setl_id = w.setl_id),
-        r AS (SELECT fixmedins_code, init_feedetl_sn, sum(cnt) AS rcnt FROM f WHERE cnt < 0 GROUP BY ALL)
+        -- the refunds read from `fee` again rather than from `f`: read twice, `f` would be materialised whole
+        -- (GBs of lines spilt to disk at district scale) for the few thousand refunds among them
+        r AS (SELECT f.fixmedins_code, f.init_feedetl_sn, sum(f.cnt) AS rcnt FROM fee f
+              SEMI JOIN w ON f.fixmedins_code = w.fixmedins_code AND f.setl_id = w.setl_id
+              WHERE f.cnt < 0 GROUP BY ALL)
         SELECT f.feedetl_sn, f.setl_id, f.fixmedins_code, f.fee_ocur_time, f.med_list_codg, f.med_list_name,
                f.med_chrgitm_type, CAST(f.pric AS DOUBLE) AS pric,
                CAST(f.cnt + coalesce(r.rcnt, 0) AS DOUBLE) AS cnt,

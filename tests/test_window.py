@@ -1,0 +1,73 @@
+"""The detection window nets refunds against the lines they refund before any detector sees the lines."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import duckdb
+
+from pipelines.detect.window import load_window
+from tests.helpers import fee_row, load_uploads, make_inbox, setl_row
+
+
+def test_refunds_are_netted_against_their_lines_and_a_fully_refunded_line_disappears(tmp_path):
+    lines = [
+        fee_row(feedetl_sn="F1", pric="12.00", cnt="3", det_item_fee_sumamt="36.00", prd_days="9"),
+        fee_row(feedetl_sn="F2", init_feedetl_sn="F1", pric="12.00", cnt="-1", det_item_fee_sumamt="-12.00"),
+        fee_row(
+            feedetl_sn="F3",
+            med_list_codg="XE01",
+            med_chrgitm_type="03",
+            pric="5.00",
+            cnt="1",
+            det_item_fee_sumamt="5.00",
+            prd_days="",
+        ),
+        fee_row(
+            feedetl_sn="F4",
+            init_feedetl_sn="F3",
+            med_list_codg="XE01",
+            med_chrgitm_type="03",
+            pric="5.00",
+            cnt="-1",
+            det_item_fee_sumamt="-5.00",
+            prd_days="",
+        ),
+        # another visit's line, refunded by nothing: kept whole
+        fee_row(feedetl_sn="F5", setl_id="S2", mdtrt_id="M2", pric="12.00", cnt="1", det_item_fee_sumamt="12.00"),
+    ]
+    visits = [
+        setl_row(
+            medfee_sumamt="24.00",
+            inscp_scp_amt="24.00",
+            hifp_pay="12.00",
+            fund_pay_sumamt="12.00",
+            acct_pay="6.00",
+            psn_cash_pay="6.00",
+        ),
+        setl_row(
+            setl_id="S2",
+            mdtrt_id="M2",
+            medfee_sumamt="12.00",
+            inscp_scp_amt="12.00",
+            hifp_pay="6.00",
+            fund_pay_sumamt="6.00",
+            acct_pay="3.00",
+            psn_cash_pay="3.00",
+        ),
+    ]
+    inbox = make_inbox(
+        tmp_path / "inbox",
+        {"H13030200001_20261015_setl.csv": visits, "H13030200001_20261015_fee.csv": lines},
+    )
+    db = tmp_path / "w.duckdb"
+    result = load_uploads(inbox, db)
+    assert result.rows["fee"].loaded == 5
+    con = duckdb.connect(str(db))
+    w = load_window(con, date(2026, 10, 31), 90)
+    got = w.person_part(0).sort("feedetl_sn").select("feedetl_sn", "setl_id", "cnt", "amt", "prd_days").rows()
+    assert got == [("F1", "S1", 2.0, 24.0, 6), ("F5", "S2", 1.0, 12.0, 6)]
+    amounts = w.visits.sort("setl_id").select("setl_id", "n_lines", "drug_amt", "exam_amt").rows()
+    assert amounts == [("S1", 1, 24.0, 0.0), ("S2", 1, 12.0, 0.0)]
+    w.close()
+    con.close()
