@@ -299,8 +299,9 @@ def _watch_interrupts() -> None:
     """Pass Ctrl-C to DuckDB from a thread of its own. Python runs a signal handler only when the main thread
     runs Python, and DuckDB looks for one only now and then inside a query (in some states, never), so a
     press could go unnoticed for as long as the query runs. The signal also writes a byte to a wakeup pipe,
-    which this thread reads at once; it then interrupts the run's query, and the main thread sees the press."""
-    from pipelines.warehouse.session import interrupt_writers
+    which this thread reads at once; it then interrupts the query of the connection open now (a nightly
+    step's, a `cases` or `draws` command's), and the main thread sees the press."""
+    from pipelines.warehouse.session import interrupt_current
 
     r, w = os.pipe()
     os.set_blocking(w, False)
@@ -309,7 +310,7 @@ def _watch_interrupts() -> None:
     def watch() -> None:
         while received := os.read(r, 64):  # one byte per signal caught, its number
             if signal.SIGINT in received:  # a handler another library sets for, say, SIGTERM writes here too
-                interrupt_writers()
+                interrupt_current()
 
     threading.Thread(target=watch, name="ctrl-c", daemon=True).start()
 

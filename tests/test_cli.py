@@ -99,3 +99,33 @@ def test_ctrl_c_while_duckdb_works_is_an_interrupt_and_changes_nothing(tmp_path)
     assert proc.returncode == 130, err
     assert err.strip() == "claimwatch: interrupted; the warehouse is unchanged"
     assert not db.exists() and not any(p.name.startswith(".w.duckdb.staging") for p in tmp_path.iterdir())
+
+
+def test_the_read_only_connection_of_a_command_can_be_interrupted_from_another_thread(tmp_path):
+    """`cases` and `draws` read through `connect_readonly`; the Ctrl-C watcher must reach its query too."""
+    import threading
+
+    import duckdb
+
+    from pipelines.warehouse.session import connect_readonly, interrupt_current
+
+    db = tmp_path / "w.duckdb"
+    duckdb.connect(str(db)).close()
+    con = connect_readonly(db)
+    outcome: list[BaseException | None] = []
+
+    def query() -> None:
+        try:
+            con.execute("SELECT count(*) FROM range(100000000000) a WHERE a.range % 7 = 3").fetchall()
+            outcome.append(None)
+        except BaseException as e:  # the interrupt, whatever DuckDB calls it
+            outcome.append(e)
+
+    worker = threading.Thread(target=query)
+    worker.start()
+    time.sleep(0.5)
+    interrupt_current()
+    worker.join(timeout=20)
+    con.close()
+    assert not worker.is_alive() and outcome and outcome[0] is not None
+    assert "interrupt" in str(outcome[0]).lower()

@@ -61,14 +61,12 @@ def _read(db: Path):
 
 
 def _write(db: Path, fn) -> object:
-    import duckdb
-
-    from pipelines.warehouse.session import write_session
+    from pipelines.warehouse.session import connect_writer, write_session
 
     if not db.exists():
         raise CaseError(f"no warehouse at {db}: run `claimwatch nightly` first")
     with write_session(db) as stage:
-        con = duckdb.connect(str(stage))
+        con = connect_writer(stage)
         try:
             return fn(con)
         finally:

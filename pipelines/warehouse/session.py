@@ -32,20 +32,23 @@ ALLOCATOR = {
 }
 
 
-# the writer connection of the step running now, so that Ctrl-C can interrupt its query from another thread
-_WRITERS: list[duckdb.DuckDBPyConnection] = []
+# the connection of the step or command running now, so that Ctrl-C can interrupt its query from another thread
+_CURRENT: list[duckdb.DuckDBPyConnection] = []
+
+
+def _current(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    _CURRENT[:] = [con]  # one at a time: a step or command closes its connection before the next opens one
+    return con
 
 
 def connect_writer(stage: Path) -> duckdb.DuckDBPyConnection:
     """A read-write connection to a run's staging copy, with the run's memory limit."""
-    con = duckdb.connect(str(stage), config={"memory_limit": MEMORY_LIMIT, **ALLOCATOR})
-    _WRITERS[:] = [con]  # a step's connection; the steps before it have closed theirs
-    return con
+    return _current(duckdb.connect(str(stage), config={"memory_limit": MEMORY_LIMIT, **ALLOCATOR}))
 
 
-def interrupt_writers() -> None:
-    """Interrupt whatever query the current writer connection runs (safe from any thread, and when closed)."""
-    for con in list(_WRITERS):
+def interrupt_current() -> None:
+    """Interrupt whatever query the current connection runs (safe from any thread, and when closed)."""
+    for con in list(_CURRENT):
         with suppress(duckdb.Error):
             con.interrupt()
 
@@ -117,4 +120,4 @@ def write_session(db: Path) -> Iterator[Path]:
 def connect_readonly(db: Path) -> duckdb.DuckDBPyConnection:
     if not db.exists():
         raise FileNotFoundError(f"no warehouse at {db}: run `claimwatch nightly` first")
-    return duckdb.connect(str(db), read_only=True)
+    return _current(duckdb.connect(str(db), read_only=True))
