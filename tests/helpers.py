@@ -64,6 +64,13 @@ def setl_row(**kw) -> dict:
     return {**SETL, **kw}
 
 
+def setl_totalling(total: float, **kw) -> dict:
+    """A settlement row whose amounts agree with a visit total of `total` yuan (half of it paid by the fund)."""
+    amounts = {"medfee_sumamt": total, "inscp_scp_amt": total, "hifp_pay": total / 2, "fund_pay_sumamt": total / 2}
+    amounts |= {"acct_pay": total / 4, "psn_cash_pay": total / 4}
+    return setl_row(**{k: f"{v:.2f}" for k, v in amounts.items()}, **kw)
+
+
 def fee_row(**kw) -> dict:
     return {**FEE, **kw}
 

@@ -12,7 +12,7 @@ import pytest
 
 from data_contracts.docs_index import site_of
 from data_contracts.docs_offline import LOCAL_COPIES
-from tests.helpers import fee_row, make_inbox, quarantine, run, setl_row
+from tests.helpers import fee_row, make_inbox, quarantine, run, setl_totalling
 
 DAY = "20261015"
 
@@ -30,19 +30,7 @@ def _inbox(tmp_path, setl: list[dict], fee: list[dict], catalog: bool = False):
 
 
 def _clean(n: int = 3) -> tuple[list[dict], list[dict]]:
-    setl = [
-        setl_row(
-            setl_id=f"S{i}",
-            mdtrt_id=f"M{i}",
-            medfee_sumamt="24.00",
-            inscp_scp_amt="24.00",
-            hifp_pay="12.00",
-            fund_pay_sumamt="12.00",
-            acct_pay="6.00",
-            psn_cash_pay="6.00",
-        )
-        for i in range(n)
-    ]
+    setl = [setl_totalling(24, setl_id=f"S{i}", mdtrt_id=f"M{i}") for i in range(n)]
     fee = [fee_row(feedetl_sn=f"F{i}", setl_id=f"S{i}", mdtrt_id=f"M{i}") for i in range(n)]
     return setl, fee
 

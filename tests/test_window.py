@@ -7,55 +7,20 @@ from datetime import date
 import duckdb
 
 from pipelines.detect.window import load_window
-from tests.helpers import fee_row, load_uploads, make_inbox, setl_row
+from tests.helpers import fee_row, load_uploads, make_inbox, setl_totalling
 
 
 def test_refunds_are_netted_against_their_lines_and_a_fully_refunded_line_disappears(tmp_path):
+    exam = {"med_list_codg": "XE01", "med_chrgitm_type": "03", "pric": "5.00", "prd_days": ""}
     lines = [
         fee_row(feedetl_sn="F1", pric="12.00", cnt="3", det_item_fee_sumamt="36.00", prd_days="9"),
         fee_row(feedetl_sn="F2", init_feedetl_sn="F1", pric="12.00", cnt="-1", det_item_fee_sumamt="-12.00"),
-        fee_row(
-            feedetl_sn="F3",
-            med_list_codg="XE01",
-            med_chrgitm_type="03",
-            pric="5.00",
-            cnt="1",
-            det_item_fee_sumamt="5.00",
-            prd_days="",
-        ),
-        fee_row(
-            feedetl_sn="F4",
-            init_feedetl_sn="F3",
-            med_list_codg="XE01",
-            med_chrgitm_type="03",
-            pric="5.00",
-            cnt="-1",
-            det_item_fee_sumamt="-5.00",
-            prd_days="",
-        ),
+        fee_row(feedetl_sn="F3", cnt="1", det_item_fee_sumamt="5.00", **exam),
+        fee_row(feedetl_sn="F4", init_feedetl_sn="F3", cnt="-1", det_item_fee_sumamt="-5.00", **exam),
         # another visit's line, refunded by nothing: kept whole
         fee_row(feedetl_sn="F5", setl_id="S2", mdtrt_id="M2", pric="12.00", cnt="1", det_item_fee_sumamt="12.00"),
     ]
-    visits = [
-        setl_row(
-            medfee_sumamt="24.00",
-            inscp_scp_amt="24.00",
-            hifp_pay="12.00",
-            fund_pay_sumamt="12.00",
-            acct_pay="6.00",
-            psn_cash_pay="6.00",
-        ),
-        setl_row(
-            setl_id="S2",
-            mdtrt_id="M2",
-            medfee_sumamt="12.00",
-            inscp_scp_amt="12.00",
-            hifp_pay="6.00",
-            fund_pay_sumamt="6.00",
-            acct_pay="3.00",
-            psn_cash_pay="3.00",
-        ),
-    ]
+    visits = [setl_totalling(24), setl_totalling(12, setl_id="S2", mdtrt_id="M2")]
     inbox = make_inbox(
         tmp_path / "inbox",
         {"H13030200001_20261015_setl.csv": visits, "H13030200001_20261015_fee.csv": lines},
