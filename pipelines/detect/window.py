@@ -148,6 +148,12 @@ def load_window(con: duckdb.DuckDBPyConnection, as_of: date, days: int, recheck:
     ).fetchall()[0]
     parts = max(1, math.ceil(due_visits * per_visit / LINES_PER_PART))
     limits = ", ".join(f"CAST(c.{k} AS {t}) AS {k}" for k, t in CATALOG_LIMITS.items())
+    # the refunds among the lines due: summed from `f` itself on a new day, when few lines are due; read from
+    # `fee` again when the whole window is, since a statement that reads `f` twice makes DuckDB materialise it
+    # (9.8M lines at district scale, 3.5 GB spilt to disk: 16.5 s instead of 13 s; on a new day 3.8 s against 5 s)
+    refunds_of = "f"
+    if not recheck:
+        refunds_of = "fee f SEMI JOIN w ON f.fixmedins_code = w.fixmedins_code AND f.setl_id = w.setl_id"
     # refunds netted against their originals (a fully refunded line disappears); the others' lines are needed
     # only where trace-coded, and stay outside every slice: part -1
     con.execute(
@@ -158,10 +164,7 @@ def load_window(con: duckdb.DuckDBPyConnection, as_of: date, days: int, recheck:
                      f.med_list_name, f.med_chrgitm_type, f.pric, f.cnt, f.prd_days, f.drug_trac_codg,
                      w.* EXCLUDE (fixmedins_code, setl_id)  -- the person as the visit names it
               FROM fee f JOIN w ON f.fixmedins_code = w.fixmedins_code AND f.setl_id = w.setl_id),
-        -- the refunds read from `fee` again rather than from `f`: read twice, `f` would be materialised whole
-        -- (GBs of lines spilt to disk at district scale) for the few thousand refunds among them
-        r AS (SELECT f.fixmedins_code, f.init_feedetl_sn, sum(f.cnt) AS rcnt FROM fee f
-              SEMI JOIN w ON f.fixmedins_code = w.fixmedins_code AND f.setl_id = w.setl_id
+        r AS (SELECT f.fixmedins_code, f.init_feedetl_sn, sum(f.cnt) AS rcnt FROM {refunds_of}
               WHERE f.cnt < 0 GROUP BY ALL)
         SELECT f.feedetl_sn, f.setl_id, f.fixmedins_code, f.fee_ocur_time, f.med_list_codg, f.med_list_name,
                f.med_chrgitm_type, CAST(f.pric AS DOUBLE) AS pric,
