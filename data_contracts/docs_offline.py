@@ -58,29 +58,16 @@ def _stand_in(tag: str, url: str, page: Path, site: Path) -> str:
     return ""
 
 
-def localise(site: Path) -> dict[str, int]:
-    """Rewrite every page of the GX site at `site`; returns how many remote references were replaced by a local
-    copy and how many were dropped."""
+def localise(site: Path) -> None:
+    """Rewrite every page and style sheet of the GX site at `site` to load nothing from the internet."""
     (site / ASSETS).mkdir(parents=True, exist_ok=True)
     for source in LOCAL_COPIES.values():
         if source.is_file():
             shutil.copyfile(source, site / ASSETS / source.name)
     for name, text in WRITTEN.values():
         (site / ASSETS / name).write_text(text, encoding="utf-8")
-    counts = {"local": 0, "dropped": 0}
-
-    def swap(m: re.Match, page: Path) -> str:
-        new = _stand_in(m.group(0), _URL.search(m.group(0)).group(1), page, site)
-        counts["local" if new.startswith("<") else "dropped"] += 1
-        return new
-
-    def no_image(_: re.Match) -> str:
-        counts["dropped"] += 1
-        return "none"
-
     for page in [*site.rglob("*.html"), *site.rglob("*.css")]:
         text = page.read_text(encoding="utf-8")
         if page.suffix == ".html":
-            text = _TAGS.sub(lambda m, p=page: swap(m, p), text)
-        page.write_text(_CSS_URL.sub(no_image, text), encoding="utf-8")
-    return counts
+            text = _TAGS.sub(lambda m, p=page: _stand_in(m.group(0), _URL.search(m.group(0)).group(1), p, site), text)
+        page.write_text(_CSS_URL.sub("none", text), encoding="utf-8")
