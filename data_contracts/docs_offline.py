@@ -43,11 +43,11 @@ _URL = re.compile(r"""\b(?:src|href)\s*=\s*["']([^"']*)["']""", re.IGNORECASE)
 _CSS_URL = re.compile(r"""url\(\s*["']?(https?:)?//[^)]*\)""", re.IGNORECASE)  # a background image, in styles
 
 
-def _stand_in(tag: str, url: str, page: Path, site: Path) -> str:
-    """The local tag for a remote one, or "" when there is no local copy."""
-    names = {**{k: p.name for k, p in LOCAL_COPIES.items()}, **{k: name for k, (name, _) in WRITTEN.items()}}
-    for ending, name in names.items():
-        if url.split("?")[0].endswith(ending) and (site / ASSETS / name).is_file():
+def _stand_in(tag: str, url: str, page: Path, site: Path, copies: dict[str, str]) -> str:
+    """The local tag for a remote one, or "" when there is no local copy (`copies`: address ending -> file in
+    ASSETS)."""
+    for ending, name in copies.items():
+        if url.split("?")[0].endswith(ending):
             local = Path(*[".."] * (len(page.relative_to(site).parts) - 1), ASSETS, name).as_posix()
             if tag.lower().startswith("<link"):
                 return f'<link rel="stylesheet" href="{local}">'
@@ -61,13 +61,18 @@ def _stand_in(tag: str, url: str, page: Path, site: Path) -> str:
 def localise(site: Path) -> None:
     """Rewrite every page and style sheet of the GX site at `site` to load nothing from the internet."""
     (site / ASSETS).mkdir(parents=True, exist_ok=True)
-    for source in LOCAL_COPIES.values():
+    copies = {}
+    for ending, source in LOCAL_COPIES.items():
         if source.is_file():
             shutil.copyfile(source, site / ASSETS / source.name)
-    for name, text in WRITTEN.values():
+            copies[ending] = source.name
+    for ending, (name, text) in WRITTEN.items():
         (site / ASSETS / name).write_text(text, encoding="utf-8")
+        copies[ending] = name
     for page in [*site.rglob("*.html"), *site.rglob("*.css")]:
         text = page.read_text(encoding="utf-8")
         if page.suffix == ".html":
-            text = _TAGS.sub(lambda m, p=page: _stand_in(m.group(0), _URL.search(m.group(0)).group(1), p, site), text)
+            text = _TAGS.sub(
+                lambda m, p=page: _stand_in(m.group(0), _URL.search(m.group(0)).group(1), p, site, copies), text
+            )
         page.write_text(_CSS_URL.sub("none", text), encoding="utf-8")
