@@ -203,3 +203,21 @@ def test_gx_failing_rows_map_back_to_their_file_and_row_past_skipped_rows():
         (9, 40, "a_not_below_b"),
         (9, 40, "known_code"),
     ]
+
+
+def test_gx_does_not_hash_the_batches_it_validates(monkeypatch):
+    """GX's md5 fingerprint of each batch costs 12-15% of a suite's run and claimwatch never reads it; if a GX
+    upgrade renames the setting that skips it, this fails instead of the nights silently slowing down."""
+    from great_expectations.execution_engine import pandas_execution_engine
+
+    from data_contracts.gx_validation import ContractValidator, Expect
+
+    def refuse(df):
+        raise AssertionError("GX hashed a whole batch")
+
+    monkeypatch.setattr(pandas_execution_engine, "hash_pandas_dataframe", refuse)
+    frame = pl.DataFrame(
+        {"_fi": [0, 0], "_row": [2, 3], "a": [1.0, 9.0]}, schema_overrides={"_fi": pl.Int32, "_row": pl.Int32}
+    )
+    expects = [Expect("a_small", "ExpectColumnValuesToBeBetween", {"column": "a", "max_value": 5})]
+    assert ContractValidator().validate("t", frame, expects).rows() == [(0, 3, "a_small")]
