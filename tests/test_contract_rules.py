@@ -108,6 +108,7 @@ def test_warn_rules_load_the_row_and_record_the_finding(tmp_path):
         ("S0", "setl_sum_mismatch"),
     ]
     assert "医保目录编码不在医保目录中" in w["reason"].to_list()
+    assert w.filter(pl.col("rule") == "unknown_catalog_code")["value"].to_list() == ["NOT-IN-CATALOG"]
     assert s["contract"]["warnings"] == 3
 
 
@@ -221,3 +222,19 @@ def test_gx_does_not_hash_the_batches_it_validates(monkeypatch):
     )
     expects = [Expect("a_small", "ExpectColumnValuesToBeBetween", {"column": "a", "max_value": 5})]
     assert ContractValidator().validate("t", frame, expects).rows() == [(0, 3, "a_small")]
+
+
+def test_rows_of_an_institution_missing_from_the_list_are_refused_with_its_code(tmp_path):
+    setl, fee = _clean(2)
+    for row in setl + fee:
+        row["fixmedins_code"] = "H13030299999"
+    files = {f"H13030299999_{DAY}_setl.csv": setl, f"H13030299999_{DAY}_fee.csv": fee}
+    s = run(make_inbox(tmp_path / "inbox", files), tmp_path / "w.duckdb")
+    q = quarantine(tmp_path / "out")
+    assert sorted(q.select("table", "record_id", "rule", "value").rows()) == [
+        ("fee", "F0", "unknown_institution", "H13030299999"),
+        ("fee", "F1", "unknown_institution", "H13030299999"),
+        ("setl", "S0", "unknown_institution", "H13030299999"),
+        ("setl", "S1", "unknown_institution", "H13030299999"),
+    ]
+    assert s["rows"]["setl"]["loaded"] == 0 and s["rows"]["fee"]["loaded"] == 0

@@ -103,6 +103,20 @@ def _pair(rule: str, kind: str, a: str, b: str, value: pl.Expr, helpers: dict | 
     return Check(rule, Expect(rule, kind, args), value, helpers or {})
 
 
+def _listed(rule: str, code: str, listed: list[str]) -> Check:
+    """`code` is on a reference list (or empty: `missing_value` reports that). Polars tests membership and GX
+    checks the flag: GX re-serialises an expectation's arguments over a hundred times per run, so a real
+    catalogue's tens of thousands of codes as a value set would cost seconds per batch (2.5 s for 20,000
+    codes against 0.23 s for 55, on a 1,000-row batch) and fill every stored result with the whole list."""
+    flag = f"_{code}_listed"
+    return Check(
+        rule,
+        Expect(rule, "ExpectColumnValuesToBeInSet", {"column": flag, "value_set": [True]}),
+        _raw(code),
+        {flag: pl.col(code).is_null() | pl.col(code).is_in(pl.Series(listed, dtype=pl.String).implode())},
+    )
+
+
 def upload_row_checks(table: Table, institutions: list[str] | None, catalog: list[str] | None = None) -> list[Check]:
     """Checks across the columns of one upload row; the batch carries `_fcode` and `_fday` from the file name."""
     day_end = {"_fday_end": pl.col("_fday").cast(pl.Datetime("us")) + pl.duration(days=1)}
@@ -116,17 +130,7 @@ def upload_row_checks(table: Table, institutions: list[str] | None, catalog: lis
         )
     ]
     if institutions is not None:
-        checks.append(
-            Check(
-                "unknown_institution",
-                Expect(
-                    "unknown_institution",
-                    "ExpectColumnValuesToBeInSet",
-                    {"column": "fixmedins_code", "value_set": institutions},
-                ),
-                _raw("fixmedins_code"),
-            )
-        )
+        checks.append(_listed("unknown_institution", "fixmedins_code", institutions))
     gt = "ExpectColumnPairValuesAToBeGreaterThanB"
     if table.name == "setl":
         last = {"_last_time": pl.max_horizontal(pl.col("endtime"), pl.col("setl_time"))}
@@ -192,17 +196,7 @@ def upload_row_checks(table: Table, institutions: list[str] | None, catalog: lis
         _pair("after_file_date", gt, "_fday_end", "fee_ocur_time", _raw("fee_ocur_time"), day_end),
     ]
     if catalog is not None:
-        checks.append(
-            Check(
-                "unknown_catalog_code",
-                Expect(
-                    "unknown_catalog_code",
-                    "ExpectColumnValuesToBeInSet",
-                    {"column": "med_list_codg", "value_set": catalog},
-                ),
-                _raw("med_list_codg"),
-            )
-        )
+        checks.append(_listed("unknown_catalog_code", "med_list_codg", catalog))
     return checks
 
 
