@@ -71,3 +71,33 @@ def test_a_rejected_file_keeps_its_reason_but_not_the_batch_alive(tmp_path):
         assert watched() is None, "the rejected file's reason keeps the batch's frames alive"
     finally:
         gc.enable()
+
+
+def test_files_read_together_keep_their_rows_and_row_numbers_whatever_their_bytes(tmp_path):
+    """CSVs sharing a header are parsed as one buffer of their bodies: a BOM, CRLF line ends, GB18030 text,
+    a missing final line end or a header alone must each give exactly the file's own rows and numbers."""
+    table = upload_tables()["setl"]
+    header = ",".join(table.codes)
+
+    def body(fi: int, n: int) -> str:
+        return "".join(",".join(f"张{fi}-{r}-{i}" for i in range(len(table.codes))) + "\n" for r in range(n))
+
+    variants = [
+        (b"\xef\xbb\xbf" + (header + "\n" + body(0, 3)).encode("utf-8"), 3),
+        ((header + "\n" + body(1, 2)).replace("\n", "\r\n").encode("utf-8"), 2),
+        ((header + "\n" + body(2, 2)).encode("gb18030"), 2),
+        ((header + "\n" + body(3, 2)).rstrip("\n").encode("utf-8"), 2),
+        (b"\xef\xbb\xbf" + (header + "\n" + body(4, 1)).rstrip("\n").replace("\n", "\r\n").encode("utf-8"), 1),
+        (header.encode("utf-8"), 0),
+        ((header + "\n" + body(6, 2)).encode("utf-8"), 2),
+    ]
+    files = []
+    for fi, (data, _) in enumerate(variants):
+        path = tmp_path / f"H1_2026100{fi}_setl.csv"
+        path.write_bytes(data)
+        files.append((fi, path, "csv"))
+    frames, rejected = read_batch(files, table)
+    assert not rejected and len(frames) == 1  # all in one group: the fast path, not the file-by-file one
+    got = frames[0].frame.select("_fi", "_row", "setl_id").rows()
+    want = [(fi, r + 2, f"张{fi}-{r}-0") for fi, (_, n) in enumerate(variants) for r in range(n)]
+    assert got == want
