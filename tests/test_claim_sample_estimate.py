@@ -54,6 +54,9 @@ def test_same_seed_same_sample_and_small_institutions_are_taken_whole():
     assert set(s.filter(pl.col("role") == "抽样")["setl_id"]) == set(small["setl_id"])
     assert (s["weight"] == 1.0).all()
     assert frame_sha256(small) == frame_sha256(small.reverse())
+    # an amount the warehouse holds as NULL (loaded by a run without the contract) fingerprints, unlike 0.00
+    unknown = small.with_columns(amount=pl.when(pl.col("setl_id") == "S00003").then(None).otherwise("amount"))
+    assert frame_sha256(unknown) != frame_sha256(unknown.with_columns(pl.col("amount").fill_null(0.0)))
 
 
 def test_estimator_matches_hand_computed_example():

@@ -30,7 +30,9 @@ SAMPLE_SCHEMA = {
 
 def frame_sha256(frame: pl.DataFrame) -> str:
     """Fingerprint of a sampling frame (ids, classes, amounts), recorded so a re-draw can be checked."""
-    rows = frame.sort("setl_id").select("setl_id", "result_class", pl.col("amount").round(2).cast(pl.String))
+    rows = frame.sort("setl_id").select(
+        "setl_id", "result_class", pl.col("amount").round(2).cast(pl.String).fill_null("")
+    )
     h = hashlib.sha256()
     for r in rows.iter_rows():
         h.update("\x1f".join(r).encode() + b"\n")
