@@ -1,13 +1,14 @@
 """Whole-night benchmark: the full nightly from an empty warehouse, step by step, then an incremental
 night (one new day of uploads on a warehouse that already holds the rest), at one or more scales.
 
-    .venv/bin/python -m benchmarks.bench_nightly --scales small medium [--workdir /tmp/cw-nightly]
+    .venv/bin/python -m benchmarks.bench_nightly --scales small medium [--workdir /tmp/cw-nightly] [--repeat 3]
 
 Per scale, in separate processes on the same files: the generated inbox minus its last day loads first
 (the "full" night, from an empty warehouse); then the last day's uploads arrive and the "incremental" night
 runs. Below large, the full night also runs once with the GX suites switched off (nightly_without_gx.py), to
 measure what validation adds. Each night's step timings come from its run_summary.json, its wall time and
-peak RSS from wait4.
+peak RSS from wait4. With --repeat N the floor, the night without GX and the full night take turns N times
+(this machine's speed drifts by 10-20% within minutes) and the ratios are reported per round and as medians.
 Growth between scales is time and memory per fee line. Results: benchmarks/results/nightly-<scales>.json.
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import statistics
 import sys
 from pathlib import Path
 
@@ -44,8 +46,8 @@ def night(inbox: Path, db: Path, out: Path, without_gx: bool = False) -> dict:
     }
 
 
-def floor(inbox: Path, root: Path) -> dict:
-    """DuckDB's own read_csv of the same uploads, converted to UTF-8 and concatenated into one file per table."""
+def convert_for_floor(inbox: Path, root: Path) -> dict[str, int]:
+    """The uploads as UTF-8 CSV, concatenated into one file per table under root/utf8; rows per table."""
     conv = root / "utf8"
     if conv.exists():
         shutil.rmtree(conv)
@@ -53,16 +55,39 @@ def floor(inbox: Path, root: Path) -> dict:
     # would inflate the peak measured for every night run after it
     script = "import json, sys; from pathlib import Path; from benchmarks.common import convert; "
     script += "print(json.dumps(convert(Path(sys.argv[1]), Path(sys.argv[2]), per_file=False)))"
-    rows = json.loads(measure([sys.executable, "-c", script, str(inbox), str(conv)])["stdout"])
+    return json.loads(measure([sys.executable, "-c", script, str(inbox), str(conv)])["stdout"])
+
+
+def floor(root: Path, rows: dict[str, int]) -> dict:
+    """DuckDB's own read_csv of the converted uploads into a new database."""
     db = root / "floor.duckdb"
     db.unlink(missing_ok=True)
-    m = measure([sys.executable, "-c", FLOOR, str(db), str(conv / "one-file")])
+    m = measure([sys.executable, "-c", FLOOR, str(db), str(root / "utf8" / "one-file")])
     db.unlink()
-    shutil.rmtree(conv)
     return {"seconds": m["seconds"], "peak_rss_mb": m["peak_rss_mb"], "rows": rows}
 
 
-def bench(scale: str, work: Path, keep_inbox: bool) -> dict:
+def gx_added(full: dict, bare: dict) -> dict[str, float]:
+    """Seconds the GX suites add to the night: to ingest, to reference + ingest (GX's import is paid in the
+    reference step), and to the whole night (without GX, detection pays for SciPy's import instead)."""
+    with_ref = sum(full["steps"][k] - bare["steps"][k] for k in ("reference", "ingest"))
+    return {
+        "ingest": full["steps"]["ingest"] - bare["steps"]["ingest"],
+        "reference_and_ingest": with_ref,
+        "night": full["seconds"] - bare["seconds"],
+    }
+
+
+def spread(values: list[float]) -> dict:
+    return {
+        "median": round(statistics.median(values), 2),
+        "min": round(min(values), 2),
+        "max": round(max(values), 2),
+        "per_round": [round(v, 2) for v in values],
+    }
+
+
+def bench(scale: str, work: Path, keep_inbox: bool, repeat: int = 1) -> dict:
     root = work / scale
     inbox = root / "inbox"
     gen_s = None
@@ -74,26 +99,45 @@ def bench(scale: str, work: Path, keep_inbox: bool) -> dict:
         p = root / old
         shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
     day = hold_back_last_day(inbox, root / "held").isoformat()
-    base = floor(inbox, root)
-    bare = None
-    if scale != "large":  # what GX adds: the same full night with the GX suites switched off (a minute at medium)
-        bare = night(inbox, root / "w-nogx.duckdb", root / "out-nogx", without_gx=True)
-        (root / "w-nogx.duckdb").unlink()
-        shutil.rmtree(root / "out-nogx")
-    full = night(inbox, root / "w.duckdb", root / "out-full")
+    rows = convert_for_floor(inbox, root)
+    # The machine's speed drifts by 10-20% within minutes, so with --repeat the floor and the nights take turns
+    # and each ratio is taken within its own round; the incremental night follows the last round's full one.
+    rounds = []
+    for i in range(repeat):
+        base = floor(root, rows)
+        bare = None
+        if scale != "large":  # what GX adds: the same full night with the GX suites switched off (a minute at medium)
+            bare = night(inbox, root / "w-nogx.duckdb", root / "out-nogx", without_gx=True)
+            (root / "w-nogx.duckdb").unlink()
+            shutil.rmtree(root / "out-nogx")
+        if i:
+            (root / "w.duckdb").unlink()
+            shutil.rmtree(root / "out-full")
+        full = night(inbox, root / "w.duckdb", root / "out-full")
+        rounds.append({"floor": base, "full": full, "full_without_gx": bare})
+    shutil.rmtree(root / "utf8")
     for f in (root / "held").iterdir():
         shutil.move(f, inbox / "uploads" / f.name)
     inc = night(inbox, root / "w.duckdb", root / "out-inc")
+    last = rounds[-1]
+    ratios = {
+        "ingest_x_floor": spread([r["full"]["steps"]["ingest"] / r["floor"]["seconds"] for r in rounds]),
+        "full_x_floor": spread([r["full"]["seconds"] / r["floor"]["seconds"] for r in rounds]),
+    }
+    if last["full_without_gx"]:
+        for k in ("ingest", "reference_and_ingest", "night"):
+            added = [gx_added(r["full"], r["full_without_gx"])[k] / r["floor"]["seconds"] for r in rounds]
+            ratios[f"gx_adds_to_{k}_x_floor"] = spread(added)
     return {
         "scale": scale,
         "generate_s": gen_s,
         "last_day": day,
-        "floor": base,
-        "full": full,
-        "full_without_gx": bare,
+        **last,
         "incremental": inc,
-        "full_x_floor": round(full["seconds"] / base["seconds"], 2),
-        "incremental_x_full": round(inc["seconds"] / full["seconds"], 3),
+        "full_x_floor": round(last["full"]["seconds"] / last["floor"]["seconds"], 2),
+        "incremental_x_full": round(inc["seconds"] / last["full"]["seconds"], 3),
+        "rounds": len(rounds),
+        "ratios": ratios,  # each ratio per round, and its median, min and max over the rounds
     }
 
 
@@ -102,11 +146,12 @@ def main() -> None:
     ap.add_argument("--scales", nargs="+", default=["small", "medium"], choices=["small", "medium", "large"])
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/cw-nightly"))
     ap.add_argument("--keep-inbox", action="store_true", help="reuse an inbox generated by an earlier run")
+    ap.add_argument("--repeat", type=int, default=1, help="rounds of floor and full nights per scale (medians)")
     a = ap.parse_args()
     results = []
     name = f"nightly-{'-'.join(a.scales)}"
     for scale in a.scales:
-        results.append(bench(scale, a.workdir, a.keep_inbox))
+        results.append(bench(scale, a.workdir, a.keep_inbox, a.repeat))
         save(name, {"machine": machine(), "results": results})  # kept even if a later scale fails
     rows = []
     for r in results:
@@ -134,14 +179,18 @@ def main() -> None:
             f"({full['gx_validation_s'] / max(sum(full['validated_rows'].values()), 1) * 1e6:.2f} s per million rows)"
         )
         if bare:
-            added = {k: full["steps"][k] - bare["steps"][k] for k in ("reference", "ingest")}
+            added = gx_added(full, bare)
             print(
                 f"{r['scale']}: without GX the ingest step takes {bare['steps']['ingest']:.1f} s and reference "
                 f"{bare['steps']['reference']:.1f} s: validation adds {added['ingest']:.1f} s to ingest "
-                f"({added['ingest'] / f['seconds']:.2f}x the floor), {sum(added.values()):.1f} s with the reference "
-                f"step ({sum(added.values()) / f['seconds']:.2f}x the floor; "
-                f"{sum(added.values()) / full['steps']['ingest']:.0%} of the load)"
+                f"({added['ingest'] / f['seconds']:.2f}x the floor), {added['reference_and_ingest']:.1f} s with the "
+                f"reference step ({added['reference_and_ingest'] / f['seconds']:.2f}x the floor; "
+                f"{added['reference_and_ingest'] / full['steps']['ingest']:.0%} of the load), "
+                f"{added['night']:.1f} s to the whole night ({added['night'] / f['seconds']:.2f}x the floor)"
             )
+        if r["rounds"] > 1:
+            for k, v in r["ratios"].items():
+                print(f"{r['scale']}: {k} over {r['rounds']} rounds: median {v['median']}, range {v['min']}-{v['max']}")
     steps = list(results[0]["full"]["steps"])
     print(table(rows, ["scale", "night", "seconds", "x_floor", "peak_rss_mb", "fee_lines_loaded", *steps]))
     if len(results) > 1:

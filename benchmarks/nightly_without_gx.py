@@ -9,6 +9,7 @@ so no row is refused for a contract rule. Never use it to load real data.
 
 from __future__ import annotations
 
+import gc
 import sys
 from pathlib import Path
 
@@ -35,3 +36,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    gc.freeze()  # as the claimwatch command does before the interpreter's teardown (pipelines/cli.py)
