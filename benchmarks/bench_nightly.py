@@ -69,7 +69,7 @@ def floor(root: Path, rows: dict[str, int]) -> dict:
 
 def gx_added(full: dict, bare: dict) -> dict[str, float]:
     """Seconds the GX suites add to the night: to ingest, to reference + ingest (GX's import is paid in the
-    reference step), and to the whole night (without GX, detection pays for SciPy's import instead)."""
+    reference step), and to the whole night (two whole processes, so the other steps' noise is in it too)."""
     with_ref = sum(full["steps"][k] - bare["steps"][k] for k in ("reference", "ingest"))
     return {
         "ingest": full["steps"]["ingest"] - bare["steps"]["ingest"],

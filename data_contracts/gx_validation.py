@@ -103,7 +103,7 @@ class ContractValidator:
             from great_expectations.execution_engine import pandas_execution_engine
 
             # GX fingerprints every batch under this many bytes by hashing all of it, for an md5 shown among
-            # Data Docs' batch markers: 12-15% of a suite's run. The manifest's sha256 of each upload is the
+            # Data Docs' batch markers: about a sixth of a suite's run. The manifest's sha256 of each upload is the
             # lineage claimwatch keeps, so no batch is hashed.
             pandas_execution_engine.HASH_THRESHOLD = 0
 

@@ -363,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
 def run() -> None:
     """The console script. Once the command is done, the objects it leaves are frozen out of the garbage
     collector: the interpreter's teardown would otherwise run full collections over them while it unloads
-    modules, 0.7 s after a night (most of it GX's objects) before the shell gets its prompt back."""
+    modules, about 2 s after a small night before the shell gets its prompt back (0.8 s for GX's alone)."""
     code = main()
     gc.freeze()
     sys.exit(code)

@@ -168,7 +168,8 @@ def read_upload(path: Path, table: Table, ext: str, fi: int = 0) -> RawFile:
 
 
 def _plain_csv(path: Path) -> tuple[str, memoryview, int, str] | None:
-    """(header, body as UTF-8 bytes, newline count, encoding) of a CSV to parse together with others, else None.
+    """(header, body as a view of UTF-8 bytes, newline count, encoding) of a CSV to parse together with others,
+    else None.
 
     The caller checks that the parsed row count equals the newline count: a quoted newline inside a
     field can only lower the parsed count, so equality proves every newline ended exactly one record
