@@ -207,7 +207,7 @@ def test_gx_failing_rows_map_back_to_their_file_and_row_past_skipped_rows():
 
 
 def test_gx_does_not_hash_the_batches_it_validates(monkeypatch):
-    """GX's md5 fingerprint of each batch costs 12-15% of a suite's run and claimwatch never reads it; if a GX
+    """GX's md5 fingerprint of each batch costs about a sixth of a suite's run and claimwatch never reads it; if a GX
     upgrade renames the setting that skips it, this fails instead of the nights silently slowing down."""
     from great_expectations.execution_engine import pandas_execution_engine
 

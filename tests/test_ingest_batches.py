@@ -98,6 +98,6 @@ def test_files_read_together_keep_their_rows_and_row_numbers_whatever_their_byte
         files.append((fi, path, "csv"))
     frames, rejected = read_batch(files, table)
     assert not rejected and len(frames) == 1  # all in one group: the fast path, not the file-by-file one
-    got = frames[0].frame.select("_fi", "_row", "setl_id").rows()
+    got = frames[0].frame.select("_fi", "_row", table.codes[0]).rows()
     want = [(fi, r + 2, f"张{fi}-{r}-0") for fi, (_, n) in enumerate(variants) for r in range(n)]
     assert got == want
