@@ -198,6 +198,21 @@ def test_outside_visit_and_trace_code_reuse():
     assert r["setl_id"] == "S2" and code in r["reason"] and "S1" in r["reason"]
 
 
+def test_trace_code_reuse_at_the_same_minute_does_not_depend_on_line_order():
+    """Two institutions settle one trace code at the same time: the line with the lower (institution, line id)
+    stands as first, whichever order the lines come in (the window hands them over unsorted)."""
+    code = "12345678901234567890"
+    lines = [
+        line("7", "S1", "DRUG", 30, trace=code, fixmedins_code="H2"),
+        line("9", "S2", "DRUG", 30, trace=code, fixmedins_code="H1"),
+        line("3", "S3", "DRUG", 30, trace=code, fixmedins_code="H2"),
+    ]
+    for order in (lines, lines[::-1], [lines[1], lines[0], lines[2]]):
+        hits = run("trace_code_reuse", order).sort("setl_id")
+        assert hits["setl_id"].to_list() == ["S1", "S3"]
+        assert all("S2" in reason for reason in hits["reason"])
+
+
 def test_rules_file_is_complete_and_every_rule_runs():
     rules = load_rules()
     assert {r.check for r in rules} == set(CHECKS)

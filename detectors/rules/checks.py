@@ -400,7 +400,8 @@ def outside_visit(inp: RuleInputs, params: dict) -> pl.DataFrame:
 
 
 def trace_code_reuse(inp: RuleInputs, params: dict) -> pl.DataFrame:
-    t = inp.lines.filter(pl.col("drug_trac_codg").is_not_null()).sort("fee_ocur_time")
+    # the line id breaks ties in time, so which settlement came first never depends on the order lines arrive in
+    t = inp.lines.filter(pl.col("drug_trac_codg").is_not_null()).sort("fee_ocur_time", "fixmedins_code", "feedetl_sn")
     t = t.with_columns(
         first_setl=pl.col("setl_id").first().over("drug_trac_codg"),
         first_time=pl.col("fee_ocur_time").first().over("drug_trac_codg"),
