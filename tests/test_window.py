@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 import duckdb
+import polars as pl
 
 from pipelines.detect.window import load_window
 from tests.helpers import fee_row, load_uploads, make_inbox, setl_totalling
@@ -34,5 +35,44 @@ def test_refunds_are_netted_against_their_lines_and_a_fully_refunded_line_disapp
     assert got == [("F1", "S1", 2.0, 24.0, 6), ("F5", "S2", 1.0, 12.0, 6)]
     amounts = w.visits.sort("setl_id").select("setl_id", "n_lines", "drug_amt", "exam_amt").rows()
     assert amounts == [("S1", 1, 24.0, 0.0), ("S2", 1, 12.0, 0.0)]
+    w.close()
+    con.close()
+
+
+def test_trace_lines_are_those_of_codes_settled_more_than_once_and_find_what_all_trace_lines_find(tmp_path):
+    from detectors.rules.checks import RuleInputs
+    from detectors.rules.engine import run_rules
+
+    def drug(sn, setl, code, minute):
+        return fee_row(
+            feedetl_sn=sn,
+            setl_id=setl,
+            mdtrt_id=f"M{setl}",
+            drug_trac_codg=code,
+            fee_ocur_time=f"2026-10-15 09:{minute}:00",
+        )
+
+    lines = [
+        drug("F1", "S1", "1" * 20, 10),  # one code twice, in one settlement: no reuse
+        drug("F2", "S1", "1" * 20, 11),
+        drug("F3", "S1", "2" * 20, 12),  # one code in two settlements: reused
+        drug("F4", "S2", "2" * 20, 13),
+        drug("F5", "S3", "3" * 20, 14),  # one code once
+        drug("F6", "S2", "", 15),  # no code
+    ]
+    visits = [setl_totalling(24 * n, setl_id=s, mdtrt_id=f"M{s}") for s, n in (("S1", 3), ("S2", 2), ("S3", 1))]
+    inbox = make_inbox(
+        tmp_path / "inbox", {"H13030200001_20261015_setl.csv": visits, "H13030200001_20261015_fee.csv": lines}
+    )
+    db = tmp_path / "w.duckdb"
+    assert load_uploads(inbox, db).rows["fee"].loaded == 6
+    con = duckdb.connect(str(db))
+    w = load_window(con, date(2026, 10, 31), 90)
+    trace = w.trace_lines()
+    assert sorted(trace["feedetl_sn"]) == ["F3", "F4"]
+    every_coded = w.person_part(0).filter(pl.col("drug_trac_codg").is_not_null())
+    assert every_coded.height == 5
+    found = [run_rules(RuleInputs(f, w.visits, w.catalog, w.pairs), scopes=("trace",)) for f in (trace, every_coded)]
+    assert found[0]["setl_id"].to_list() == ["S2"] and found[0].equals(found[1])
     w.close()
     con.close()

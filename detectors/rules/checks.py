@@ -423,7 +423,8 @@ def trace_code_reuse(inp: RuleInputs, params: dict) -> pl.DataFrame:
 
 # What each check looks across, so a big window can be fed to it in slices: `lines` (default) never looks
 # beyond one person's lines, `visits` reads the visits (run once), `trace` follows a drug trace code across
-# persons (run once, on the trace-coded lines only).
+# persons (run once, on the lines of the trace codes found in more than one settlement only: one settlement
+# cannot reuse a code).
 SCOPES = {"split_admission": "visits", "trace_code_reuse": "trace"}
 
 CHECKS: dict[str, Callable[[RuleInputs, dict], pl.DataFrame]] = {

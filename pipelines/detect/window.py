@@ -5,8 +5,8 @@ amounts per component of its (netted) fee lines. Lines: the window's fee lines w
 against their originals (a fully refunded line disappears), joined with the visit columns and the
 catalogue limits the rules need. A district's 90 days hold ~10M lines, too many to hold in memory with the
 copies the rules make, so they stay in a DuckDB temp table and reach the rules in slices of whole persons
-(`person_part`: every rule but one looks no further than one person), plus the drug-trace-coded lines
-together (`trace_lines`: a trace code may reappear at another person).
+(`person_part`: every rule but one looks no further than one person), plus the lines of the drug trace codes
+settled more than once (`trace_lines`: a trace code may reappear at another person).
 On an incremental night (`recheck`, see incremental.py) the slices hold only the persons rechecked, and the
 per-visit amounts come from `visit_amounts`, recomputed only for their visits.
 All frames come in a fixed order with amounts to the cent, so the seeded models see the same matrix on every
@@ -60,7 +60,7 @@ class Window:
     pairs: pl.DataFrame | None
     complaints: pl.DataFrame
     parts: int = 1
-    con: duckdb.DuckDBPyConnection | None = None  # holds the temp table `w_lines` until close()
+    con: duckdb.DuckDBPyConnection | None = None  # holds the temp tables `w_lines`, `w_reused` until close()
     n_checked: int = 0  # lines in the person slices: all of the window's, or those of the persons rechecked
     memory_limit: str | None = None  # the connection's own limit, restored by close()
 
@@ -72,14 +72,19 @@ class Window:
         return self.con.sql(f"SELECT * EXCLUDE (part) FROM w_lines WHERE part = {int(i)}").pl()
 
     def trace_lines(self) -> pl.DataFrame:
-        """The trace-coded lines of every slice and of the visits outside them, in no particular order: the
-        trace rule orders them itself. A DuckDB sort here, under READ_MEMORY, once failed for want of memory on
-        a district-size new day (1.3M lines; duckdb 2.0.1), and cost 0.7 s more than the plain scan."""
-        return self.con.sql("SELECT * EXCLUDE (part) FROM w_lines WHERE drug_trac_codg IS NOT NULL").pl()
+        """The lines, of the persons' slices and of the visits outside them, of every trace code found in more
+        than one settlement: the only codes the trace rule can find reused. Trace codes are due on every
+        dispensed drug, so at a district they may come on half its lines, nearly all of them settled once.
+        In no particular order: the trace rule orders them itself. A DuckDB sort here, under READ_MEMORY, once
+        failed for want of memory on a district-size new day (1.3M lines; duckdb 2.0.1)."""
+        return self.con.sql(
+            "SELECT * EXCLUDE (part) FROM w_lines WHERE drug_trac_codg IN (SELECT drug_trac_codg FROM w_reused)"
+        ).pl()
 
     def close(self) -> None:
         if self.con is not None:
             self.con.execute("DROP TABLE IF EXISTS w_lines")
+            self.con.execute("DROP TABLE IF EXISTS w_reused")
             if self.memory_limit is not None:
                 self.con.execute(f"SET memory_limit = '{self.memory_limit}'")
             self.con = None
@@ -184,6 +189,11 @@ def load_window(con: duckdb.DuckDBPyConnection, as_of: date, days: int, recheck:
         bounds,
     )
     _update_visit_amounts(con, recheck)
+    # the trace codes settled more than once (see Window.trace_lines), found under the connection's own limit
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE w_reused AS SELECT drug_trac_codg FROM w_lines
+           WHERE drug_trac_codg IS NOT NULL GROUP BY ALL HAVING min(setl_id) <> max(setl_id)"""
+    )
     visits = con.sql(
         f"""
         SELECT s.setl_id, s.mdtrt_id, s.fixmedins_code,
