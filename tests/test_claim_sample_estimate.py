@@ -121,3 +121,48 @@ def test_confirmation_rates_per_source():
     assert (hc["audited"], hc["confirmed"], hc["rate"], hc["confirmed_amount"]) == (3, 2, 0.667, 30.0)
     dup = r.filter(pl.col("source") == "dup").row(0, named=True)
     assert (dup["audited"], dup["confirmed"], dup["rate"]) == (1, 0, 0.0)
+
+
+def test_rates_read_from_the_warehouse_equal_the_rates_over_every_finding():
+    """`rates` reads only the findings of audited visits: the same rates as over the whole findings history,
+    with a visit flagged on several nights, unaudited visits, and a setl_id that also exists at another
+    institution."""
+    import duckdb
+
+    from pipelines.targeting.outcomes import rates
+    from pipelines.warehouse.schema import create_all
+
+    outcomes = pl.DataFrame(
+        {
+            "fixmedins_code": ["H1", "H1", "H2"],
+            "setl_id": ["a", "b", "a"],
+            "finding": ["confirmed", "not_confirmed", "confirmed"],
+            "overpaid_amt": [10.0, None, 4.0],
+        }
+    )
+    findings = pl.DataFrame(
+        {
+            "run_id": ["r1", "r2", "r1", "r2", "r2", "r1", "r2"],
+            "fixmedins_code": ["H1", "H1", "H1", "H1", "H3", "H2", "H1"],
+            "setl_id": ["a", "a", "b", "x", "a", "a", "y"],
+            "source": ["high_cost", "high_cost", "dup", "dup", "dup", "dup", "high_cost"],
+            "source_name": [
+                "门诊高额费用",
+                "门诊高额费用",
+                "重复收费",
+                "重复收费",
+                "重复收费",
+                "重复收费",
+                "门诊高额费用",
+            ],
+        }
+    )
+    con = duckdb.connect()
+    create_all(con)
+    con.register("o", outcomes.to_arrow())
+    con.register("f", findings.to_arrow())
+    con.execute("CREATE TABLE ref_audit_outcomes AS SELECT * FROM o")
+    con.execute("INSERT INTO findings BY NAME SELECT * FROM f")
+    got = rates(con)
+    assert got.equals(confirmation_rates(outcomes, findings))
+    assert got.select("source", "audited", "confirmed").rows() == [("high_cost", 1, 1), ("dup", 2, 1)]

@@ -123,7 +123,8 @@ def load_report_data(
     )
     monthly = (
         con.sql(
-            """WITH f AS (SELECT DISTINCT fixmedins_code, setl_id, source_name FROM findings)
+            """WITH f AS (SELECT DISTINCT fixmedins_code, setl_id, source_name FROM findings
+                         SEMI JOIN ref_audit_outcomes USING (fixmedins_code, setl_id))
                SELECT f.source_name, strftime(o.audited_on, '%Y-%m') AS month, count(*) AS audited,
                       count(*) FILTER (o.finding = 'confirmed') AS confirmed
                FROM ref_audit_outcomes o JOIN f USING (fixmedins_code, setl_id) GROUP BY ALL ORDER BY ALL"""

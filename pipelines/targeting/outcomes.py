@@ -36,6 +36,9 @@ ESTIMATE_SCHEMA = {
 NO_OUTCOMES = pl.DataFrame(
     schema={"fixmedins_code": pl.String, "setl_id": pl.String, "finding": pl.String, "overpaid_amt": pl.Float64}
 )
+NO_FLAGS = pl.DataFrame(
+    schema={"fixmedins_code": pl.String, "setl_id": pl.String, "source": pl.String, "source_name": pl.String}
+)
 
 
 def estimates(units: pl.DataFrame, confidence: float) -> pl.DataFrame:
@@ -77,9 +80,13 @@ def run_estimates(con: duckdb.DuckDBPyConnection, run_id: str) -> tuple[pl.DataF
 
 def rates(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     """Confirmation rate of each detector's and rule's flags over every audit outcome received."""
-    flagged = con.sql("SELECT DISTINCT fixmedins_code, setl_id, source, source_name FROM findings").pl()
     if not has_table(con, "ref_audit_outcomes"):
-        return confirmation_rates(NO_OUTCOMES, flagged.clear())
+        return confirmation_rates(NO_OUTCOMES, NO_FLAGS)
+    # only the flags of audited visits count: the findings of every night so far are never read whole
+    flagged = con.sql(
+        """SELECT DISTINCT f.fixmedins_code, f.setl_id, f.source, f.source_name FROM findings f
+           SEMI JOIN ref_audit_outcomes o ON o.fixmedins_code = f.fixmedins_code AND o.setl_id = f.setl_id"""
+    ).pl()
     outcomes = con.sql(
         "SELECT fixmedins_code, setl_id, finding, CAST(overpaid_amt AS DOUBLE) AS overpaid_amt FROM ref_audit_outcomes"
     ).pl()
