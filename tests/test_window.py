@@ -76,3 +76,37 @@ def test_trace_lines_are_those_of_codes_settled_more_than_once_and_find_what_all
     assert found[0]["setl_id"].to_list() == ["S2"] and found[0].equals(found[1])
     w.close()
     con.close()
+
+
+def test_two_institutions_may_use_the_same_setl_id(tmp_path):
+    """SPEC makes `setl_id` unique per institution only: the same id at two institutions is two visits, and a
+    finding of one never lands on the other."""
+    from detectors.config import load
+    from pipelines.detect.run import detect
+
+    pharmacy = {"fixmedins_code": "P13030200001"}
+    inbox = make_inbox(
+        tmp_path / "inbox",
+        {
+            "H13030200001_20261015_setl.csv": [setl_totalling(48)],
+            # the same item twice at the same minute: a duplicate charge
+            "H13030200001_20261015_fee.csv": [fee_row(feedetl_sn="F1"), fee_row(feedetl_sn="F2")],
+            "P13030200001_20261015_setl.csv": [setl_totalling(24, med_type="41", **pharmacy)],
+            "P13030200001_20261015_fee.csv": [fee_row(feedetl_sn="F1", **pharmacy)],
+        },
+    )
+    db = tmp_path / "w.duckdb"
+    assert load_uploads(inbox, db).rows["fee"].loaded == 3
+    con = duckdb.connect(str(db))
+    w = load_window(con, date(2026, 10, 31), 90)
+    assert w.visits.height == 2
+    d = detect(w, load())
+    w.close()
+    con.close()
+    dup = d.findings.filter(pl.col("source") == "DUP_SAME_ITEM")
+    assert dup.select("fixmedins_code", "setl_id", "amount").rows() == [("H13030200001", "S1", 24.0)]
+    flagged = d.visits.filter(pl.col("detectors").str.contains("DUP_SAME_ITEM"))
+    assert flagged.select("fixmedins_code", "setl_id").rows() == [("H13030200001", "S1")]
+    # last night's findings carried into an incremental night get the window's keys, and lose them on the way out
+    keyed = w.keyed(dup)
+    assert keyed["setl_id"].to_list() == ["S1@H13030200001"] and w.unkeyed(keyed).equals(dup)

@@ -38,7 +38,7 @@ def detect(w: Window, cfg: dict, history: pl.DataFrame | None = None, carried: p
     the window's slices (see incremental.py); None when the slices hold everyone."""
     found = [visit_detector(name).run(w.visits, cfg) for name in cfg["detectors"]["visit_level"]]
     # the rules see the lines a slice at a time (see window.py), the trace-coded lines together, the visits once
-    rules = [] if carried is None else [carried]
+    rules = [] if carried is None else [w.keyed(carried)]
     for i in range(w.parts):  # the slice is read as the call's argument, so it is freed when the call returns
         rules.append(run_rules(RuleInputs(w.person_part(i), w.visits, w.catalog, w.pairs), scopes=("lines",)))
     trace = w.trace_lines()
@@ -59,4 +59,4 @@ def detect(w: Window, cfg: dict, history: pl.DataFrame | None = None, carried: p
     )
     if history is not None:
         inst = repeat_offender_uplift(inst, history, cfg)
-    return Detection(findings, scored, inst)
+    return Detection(w.unkeyed(findings), w.unkeyed(scored), inst)
