@@ -85,14 +85,15 @@ def test_two_institutions_may_use_the_same_setl_id(tmp_path):
     from pipelines.detect.run import detect
 
     pharmacy = {"fixmedins_code": "P13030200001"}
+    trace = "4" * 20
     inbox = make_inbox(
         tmp_path / "inbox",
         {
             "H13030200001_20261015_setl.csv": [setl_totalling(48)],
-            # the same item twice at the same minute: a duplicate charge
-            "H13030200001_20261015_fee.csv": [fee_row(feedetl_sn="F1"), fee_row(feedetl_sn="F2")],
+            # the same item twice at the same minute: a duplicate charge; its trace code settled again at the other
+            "H13030200001_20261015_fee.csv": [fee_row(feedetl_sn="F1", drug_trac_codg=trace), fee_row(feedetl_sn="F2")],
             "P13030200001_20261015_setl.csv": [setl_totalling(24, med_type="41", **pharmacy)],
-            "P13030200001_20261015_fee.csv": [fee_row(feedetl_sn="F1", **pharmacy)],
+            "P13030200001_20261015_fee.csv": [fee_row(feedetl_sn="F1", drug_trac_codg=trace, **pharmacy)],
         },
     )
     db = tmp_path / "w.duckdb"
@@ -105,6 +106,8 @@ def test_two_institutions_may_use_the_same_setl_id(tmp_path):
     con.close()
     dup = d.findings.filter(pl.col("source") == "DUP_SAME_ITEM")
     assert dup.select("fixmedins_code", "setl_id", "amount").rows() == [("H13030200001", "S1", 24.0)]
+    reuse = d.findings.filter(pl.col("source") == "TRACE_CODE_REUSE")
+    assert reuse.select("fixmedins_code", "setl_id").rows() == [("P13030200001", "S1")]
     flagged = d.visits.filter(pl.col("detectors").str.contains("DUP_SAME_ITEM"))
     assert flagged.select("fixmedins_code", "setl_id").rows() == [("H13030200001", "S1")]
     # last night's findings carried into an incremental night get the window's keys, and lose them on the way out

@@ -208,10 +208,12 @@ def load_window(con: duckdb.DuckDBPyConnection, as_of: date, days: int, recheck:
         bounds,
     )
     _update_visit_amounts(con, recheck)
-    # the trace codes settled more than once (see Window.trace_lines), found under the connection's own limit
+    # the trace codes settled more than once (see Window.trace_lines; a setl_id is unique per institution only),
+    # found under the connection's own limit
     con.execute(
         """CREATE OR REPLACE TEMP TABLE w_reused AS SELECT drug_trac_codg FROM w_lines
-           WHERE drug_trac_codg IS NOT NULL GROUP BY ALL HAVING min(setl_id) <> max(setl_id)"""
+           WHERE drug_trac_codg IS NOT NULL GROUP BY ALL
+           HAVING min(setl_id) <> max(setl_id) OR min(fixmedins_code) <> max(fixmedins_code)"""
     )
     visits = con.sql(
         f"""
