@@ -57,6 +57,21 @@ def _correct_a_flagged_visit(db, run_id: str, inbox) -> None:
     raise AssertionError("no flagged visit found to correct")
 
 
+def _share_setl_ids(inbox, day: str) -> None:
+    """Give the visits of one institution's day the setl_ids of another's: SPEC makes them unique per
+    institution only, and the detectors must keep the two institutions' visits apart on both nights."""
+    up = inbox / "uploads"
+    ids_a = pl.read_csv(up / f"H13030200001_{day}_setl.csv", infer_schema=False)["setl_id"]
+    b = {t: pl.read_csv(up / f"H13030200002_{day}_{t}.csv", infer_schema=False) for t in ("setl", "fee")}
+    n = min(len(ids_a), b["setl"].height)
+    shared = dict(zip(b["setl"]["setl_id"][:n], ids_a[:n], strict=True))
+    # and one of them charges a line twice, so that a per-person rule flags a shared id (carried the next night)
+    fee = b["fee"].filter(pl.col("setl_id").is_in(list(shared)) & (pl.col("cnt").cast(pl.Float64) > 0))
+    b["fee"] = pl.concat([b["fee"], fee.head(1).with_columns(feedetl_sn=pl.col("feedetl_sn") + "X")])
+    for t, frame in b.items():
+        frame.with_columns(pl.col("setl_id").replace(shared)).write_csv(up / f"H13030200002_{day}_{t}.csv")
+
+
 @pytest.fixture(scope="module")
 def nights(small_inbox, tmp_path_factory):
     """(incremental night's summary and warehouse, full night's summary and warehouse, outputs of both)."""
@@ -66,6 +81,7 @@ def nights(small_inbox, tmp_path_factory):
     try:
         inbox = root / "inbox"
         shutil.copytree(small_inbox, inbox)
+        _share_setl_ids(inbox, "20261025")
         last = hold_back_last_day(inbox, root / "held")
         first = run_nightly(NightlyParams(inbox, root / "w.duckdb", root / "o1", as_of=last - timedelta(days=1)))
         for f in (root / "held").iterdir():
@@ -100,6 +116,11 @@ def test_the_incremental_night_finds_what_a_full_detection_finds(nights):
         found.append(con.sql(FINDINGS, params=[summary["run_id"]]).pl())
         con.close()
     assert found[0].filter(pl.col("source").is_in(incremental.per_person_sources())).height > 50
+    con = duckdb.connect(str(db_inc), read_only=True)
+    shared = con.sql("SELECT setl_id FROM setl GROUP BY ALL HAVING count(DISTINCT fixmedins_code) > 1").pl()
+    con.close()
+    on_shared = found[0].filter(pl.col("setl_id").is_in(shared["setl_id"].implode()))  # see _share_setl_ids
+    assert on_shared.filter(pl.col("source") == "DUP_SAME_ITEM").height == 1
     assert found[0].equals(found[1])
     for name in ("anomalies.csv", "institution_scores.csv"):
         a, b = (pl.read_csv(o / name, infer_schema=False) for o in (out_inc, out_full))
