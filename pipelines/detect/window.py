@@ -239,14 +239,17 @@ def load_window(con: duckdb.DuckDBPyConnection, as_of: date, days: int, recheck:
         shared = (
             visits.group_by("setl_id").agg(pl.col("fixmedins_code").n_unique()).filter(pl.col("fixmedins_code") > 1)
         )
-        key = pl.concat_str("setl_id", pl.lit("@"), "fixmedins_code")
-        hit = pl.col("setl_id").is_in(shared["setl_id"].implode())
-        renamed = visits.filter(hit).select("fixmedins_code", "setl_id", key.alias("key"))
-        visits = visits.with_columns(setl_id=pl.when(hit).then(key).otherwise(pl.col("setl_id")))
-        con.execute(
-            "UPDATE w_lines SET setl_id = setl_id || '@' || fixmedins_code WHERE list_contains(?, setl_id)",
-            [shared["setl_id"].to_list()],
-        )
+        if shared.height:
+            key = pl.concat_str("setl_id", pl.lit("@"), "fixmedins_code")
+            hit = pl.col("setl_id").is_in(shared["setl_id"].implode())
+            renamed = visits.filter(hit).select("fixmedins_code", "setl_id", key.alias("key"))
+            visits = visits.with_columns(setl_id=pl.when(hit).then(key).otherwise(pl.col("setl_id")))
+            con.register("w_renamed", renamed.to_arrow())
+            con.execute(
+                """UPDATE w_lines SET setl_id = r.key FROM w_renamed r
+                   WHERE w_lines.fixmedins_code = r.fixmedins_code AND w_lines.setl_id = r.setl_id"""
+            )
+            con.unregister("w_renamed")
     n_lines = int(visits["n_lines"].sum())
     n_checked = con.execute("SELECT count(*) FROM w_lines WHERE part >= 0").fetchall()[0][0]
     catalog = con.sql("SELECT * FROM ref_catalog").pl() if has_table(con, "ref_catalog") else None
