@@ -78,6 +78,38 @@ def test_trace_lines_are_those_of_codes_settled_more_than_once_and_find_what_all
     con.close()
 
 
+def test_a_recheck_window_holds_of_the_other_persons_only_the_lines_of_codes_settled_more_than_once(tmp_path):
+    def drug(sn, setl, code):
+        return fee_row(feedetl_sn=sn, setl_id=setl, mdtrt_id=f"M{setl}", drug_trac_codg=code)
+
+    lines = [
+        drug("F1", "S1", "1" * 20),  # the rechecked person's: code 1 settled again by P2 (S2)
+        drug("F2", "S2", "1" * 20),
+        drug("F3", "S2", "2" * 20),  # P2's code 2, settled once: nothing to compare it with
+        drug("F4", "S2", "3" * 20),  # code 3 at P2 and P3, neither rechecked: still the trace rule's
+        drug("F5", "S3", "3" * 20),
+        drug("F6", "S3", ""),  # P3's uncoded line
+    ]
+    visits = [
+        setl_totalling(24 * n, setl_id=s, mdtrt_id=f"M{s}", psn_no=p)
+        for s, n, p in (("S1", 1, "P1"), ("S2", 3, "P2"), ("S3", 2, "P3"))
+    ]
+    inbox = make_inbox(
+        tmp_path / "inbox", {"H13030200001_20261015_setl.csv": visits, "H13030200001_20261015_fee.csv": lines}
+    )
+    db = tmp_path / "w.duckdb"
+    assert load_uploads(inbox, db).rows["fee"].loaded == 6
+    con = duckdb.connect(str(db))
+    con.execute("CREATE TEMP TABLE w_recheck AS SELECT 'P1' AS psn_no")
+    w = load_window(con, date(2026, 10, 31), 90, recheck=True)
+    assert w.person_part(0)["feedetl_sn"].to_list() == ["F1"]
+    others = con.sql("SELECT feedetl_sn FROM w_lines WHERE part < 0 ORDER BY ALL").fetchall()
+    assert [r[0] for r in others] == ["F2", "F4", "F5"]
+    assert sorted(w.trace_lines()["feedetl_sn"]) == ["F1", "F2", "F4", "F5"]
+    w.close()
+    con.close()
+
+
 def test_two_institutions_may_use_the_same_setl_id(tmp_path):
     """SPEC makes `setl_id` unique per institution only: the same id at two institutions is two visits, and a
     finding of one never lands on the other."""

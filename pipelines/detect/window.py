@@ -104,6 +104,7 @@ class Window:
         if self.con is not None:
             self.con.execute("DROP TABLE IF EXISTS w_lines")
             self.con.execute("DROP TABLE IF EXISTS w_reused")
+            self.con.execute("DROP TABLE IF EXISTS w_codes")
             if self.memory_limit is not None:
                 self.con.execute(f"SET memory_limit = '{self.memory_limit}'")
             self.con = None
@@ -153,18 +154,28 @@ def load_window(con: duckdb.DuckDBPyConnection, as_of: date, days: int, recheck:
         else "LEFT JOIN (SELECT NULL::VARCHAR AS fixmedins_code, NULL::VARCHAR AS fixmedins_type, "
         "NULL::VARCHAR AS hosp_lv, NULL::VARCHAR AS region) i USING (fixmedins_code)"
     )
+    bounds = {"lo": lo, "hi": hi}
     # which visits' lines are netted tonight: all of the window's, or (rechecking) those of the persons to
-    # recheck plus the visits with trace-coded lines (the trace-code rule compares them across persons)
-    due, only = "true", ""
+    # recheck plus the visits holding a trace code found in more than one of the window's settlements (the
+    # trace-code rule compares them across persons; a code settled once, nearly all of them, cannot be reused).
+    # `w_codes` may hold a few more codes than `w_reused` below (refunds are netted there, not here): harmless.
+    due, only, traced = "true", "", "drug_trac_codg IS NOT NULL"
     if recheck:
         due = "psn_no IN (SELECT psn_no FROM w_recheck)"
-        traced = "SELECT fixmedins_code, setl_id FROM fee WHERE drug_trac_codg IS NOT NULL"
-        only = f"AND ({due} OR (fixmedins_code, setl_id) IN ({traced}))"
+        con.execute(
+            """CREATE OR REPLACE TEMP TABLE w_codes AS SELECT f.drug_trac_codg FROM fee f
+               SEMI JOIN (SELECT fixmedins_code, setl_id FROM setl WHERE setl_time >= $lo AND setl_time < $hi) s
+                 ON f.fixmedins_code = s.fixmedins_code AND f.setl_id = s.setl_id
+               WHERE f.drug_trac_codg IS NOT NULL AND f.cnt > 0 GROUP BY ALL
+               HAVING min(f.setl_id) <> max(f.setl_id) OR min(f.fixmedins_code) <> max(f.fixmedins_code)""",
+            bounds,
+        )
+        traced = "drug_trac_codg IN (SELECT drug_trac_codg FROM w_codes)"
+        only = f"AND ({due} OR (fixmedins_code, setl_id) IN (SELECT fixmedins_code, setl_id FROM fee WHERE {traced}))"
     window = (
         f"SELECT fixmedins_code, setl_id, {', '.join(PERSON)}, {due} AS due FROM setl "
         f"WHERE setl_time >= $lo AND setl_time < $hi {only}"
     )
-    bounds = {"lo": lo, "hi": hi}
     # slices of about LINES_PER_PART lines, estimated from the visits due and the warehouse's lines per visit,
     # so that the lines are netted, joined and sorted into their slices in one statement
     due_visits, per_visit = con.execute(
@@ -202,7 +213,7 @@ def load_window(con: duckdb.DuckDBPyConnection, as_of: date, days: int, recheck:
                CAST(CASE WHEN f.due THEN hash(f.psn_no) % {parts} ELSE -1 END AS INTEGER) AS part
         FROM f LEFT JOIN r ON r.fixmedins_code = f.fixmedins_code AND r.init_feedetl_sn = f.feedetl_sn
         LEFT JOIN {ref_table(con, "catalog")} c ON c.med_list_codg = f.med_list_codg
-        WHERE f.cnt > 0 AND f.cnt + coalesce(r.rcnt, 0) > 0 AND (f.due OR f.drug_trac_codg IS NOT NULL)
+        WHERE f.cnt > 0 AND f.cnt + coalesce(r.rcnt, 0) > 0 AND (f.due OR f.{traced})
         ORDER BY part, {LINE_KEY}
     """,
         bounds,
