@@ -30,7 +30,7 @@ from data_contracts.gx_validation import ContractValidator
 from pipelines.ingest.naming import BadFileName, UploadName, parse
 from pipelines.ingest.reader import read_batch
 from pipelines.ingest.rules import parse_and_check, upload_row_checks
-from pipelines.warehouse.schema import SQL_TYPES, has_table, ident
+from pipelines.warehouse.schema import SQL_TYPES, has_table, ident, key_hash
 
 BATCH_BYTES = 128 * 1024 * 1024  # files per batch, by size on disk (bounds memory; each batch is one GX run)
 TABLE_ORDER = ("setl", "fee")
@@ -225,11 +225,8 @@ def _judge(con: duckdb.DuckDBPyConnection, table: Table, checked: pl.DataFrame) 
             )
         )
     # 2. keys already in the warehouse
-    con.register("batch_keys", checked.select(key).to_arrow())  # a semi join needs no unique keys
     cols = ", ".join(f"CAST(t.{ident(c.code)} AS {_POLARS_SQL[c.type]}) AS {ident(c.code)}" for c in table.columns)
-    on = " AND ".join(f"t.{ident(k)} = b.{ident(k)}" for k in key)
-    existing = con.sql(f"SELECT {cols} FROM {table.name} t SEMI JOIN batch_keys b ON {on}").pl()
-    con.unregister("batch_keys")
+    existing = _by_key(con, table, checked.select(key), cols)
     if not existing.is_empty():
         hit = checked.join(existing, on=key, suffix="_wh")
         statuses.append(
@@ -247,13 +244,25 @@ def _judge(con: duckdb.DuckDBPyConnection, table: Table, checked: pl.DataFrame) 
     return judged
 
 
+def _by_key(con: duckdb.DuckDBPyConnection, table: Table, keys: pl.DataFrame, cols: str) -> pl.DataFrame:
+    """`cols` (SQL over alias t) of the warehouse rows of `table` whose key hash equals that of a row of `keys`
+    (a frame of the table's key columns). A hash match only makes a candidate: callers join on the keys."""
+    con.register("lookup_keys", keys.to_arrow())
+    try:
+        return con.sql(
+            f"SELECT {cols} FROM {table.name} t WHERE t.key_hash IN (SELECT {key_hash(table)} FROM lookup_keys)"
+        ).pl()
+    finally:
+        con.unregister("lookup_keys")
+
+
 def _fee_links(con: duckdb.DuckDBPyConnection, new: pl.DataFrame) -> list[pl.DataFrame]:
     """Fee lines whose settlement is not loaded, and refunds that name no line of their visit."""
-    con.register("fee_new", new.select(*KEY_ORDER, "fixmedins_code", "setl_id").to_arrow())
-    missing = con.sql("""SELECT _fi, _row, 'setl_missing' AS status FROM fee_new n
-                         ANTI JOIN setl s ON s.fixmedins_code = n.fixmedins_code AND s.setl_id = n.setl_id""").pl()
-    con.unregister("fee_new")
-    out = [missing.cast({"_fi": pl.Int32, "_row": pl.Int32})]
+    tables = upload_tables()
+    visit = ["fixmedins_code", "setl_id"]
+    loaded = _by_key(con, tables["setl"], new.select(visit), "t.fixmedins_code, t.setl_id")
+    missing = new.join(loaded, on=visit, how="anti").select(*KEY_ORDER, status=pl.lit("setl_missing"))
+    out = [missing]
     refunds = new.filter(pl.col("cnt") < 0).join(missing, on=KEY_ORDER, how="anti")
     if refunds.is_empty():
         return out
@@ -262,12 +271,11 @@ def _fee_links(con: duckdb.DuckDBPyConnection, new: pl.DataFrame) -> list[pl.Dat
         "fixmedins_code", pl.col("feedetl_sn").alias("init_feedetl_sn"), "mdtrt_id"
     )
     pending = refunds.join(originals, on=link, how="anti")
-    con.register("refunds", pending.select(*KEY_ORDER, *link).to_arrow())
-    unmatched = con.sql("""SELECT _fi, _row, 'refund_unmatched' AS status FROM refunds r
-                           ANTI JOIN fee f ON f.fixmedins_code = r.fixmedins_code
-                                AND f.feedetl_sn = r.init_feedetl_sn AND f.mdtrt_id = r.mdtrt_id""").pl()
-    con.unregister("refunds")
-    out.append(unmatched.cast({"_fi": pl.Int32, "_row": pl.Int32}))
+    if pending.is_empty():
+        return out
+    named = pending.select("fixmedins_code", feedetl_sn="init_feedetl_sn")
+    earlier = _by_key(con, tables["fee"], named, "t.fixmedins_code, t.feedetl_sn AS init_feedetl_sn, t.mdtrt_id")
+    out.append(pending.join(earlier, on=link, how="anti").select(*KEY_ORDER, status=pl.lit("refund_unmatched")))
     return out
 
 
@@ -443,7 +451,7 @@ def _commit(con, prepared: Prepared, run_id: str, result: IngestResult, say: Cal
     casts = ", ".join(f"CAST(j.{ident(c.code)} AS {SQL_TYPES[c.type]}) AS {ident(c.code)}" for c in table.columns)
     con.execute(
         f"""INSERT INTO {table.name} BY NAME
-        SELECT {casts}, j.extra, f.source_file, j._row AS source_row, ? AS run_id
+        SELECT {casts}, j.extra, f.source_file, j._row AS source_row, ? AS run_id, {key_hash(table, "j.")} AS key_hash
         FROM rows_new j JOIN batch_files f USING (_fi)""",
         [run_id],
     )

@@ -126,6 +126,8 @@ CREATE TABLE IF NOT EXISTS rectifications (
 CREATE TABLE IF NOT EXISTS rectification_events (
     rect_id VARCHAR, event_at TIMESTAMP, actor VARCHAR, event VARCHAR, note VARCHAR
 );
+-- facts about the warehouse itself (e.g. the probe that tells whether the stored key hashes are current)
+CREATE TABLE IF NOT EXISTS warehouse_meta (name VARCHAR, value VARCHAR);
 -- reference lists as last received (replaced whole), with the hash they were loaded from
 CREATE TABLE IF NOT EXISTS reference_files (
     name VARCHAR, sha256 VARCHAR, rows INTEGER, run_id VARCHAR, loaded_at TIMESTAMP
@@ -136,7 +138,27 @@ CREATE TABLE IF NOT EXISTS reference_files (
 def upload_ddl(table: Table) -> str:
     cols = [f"{ident(c.code)} {SQL_TYPES[c.type]}" for c in table.columns]
     cols += [f"{k} {v}" for k, v in LINEAGE.items()]
-    return f"CREATE TABLE IF NOT EXISTS {table.name} ({', '.join(cols)});"
+    return f"CREATE TABLE IF NOT EXISTS {table.name} ({', '.join(cols)}, key_hash UBIGINT);"
+
+
+def key_hash(table: Table, alias: str = "") -> str:
+    """SQL for the hash of a row's key (`key_hash`, stored with every upload row). Looking a batch's keys up by
+    it reads one integer column instead of the key's text: 0.05 s against 0.5 s for 640k keys among 9.6M lines.
+    Equal hashes only make a row a candidate: callers compare the keys themselves."""
+    return f"hash({', '.join(f'{alias}{ident(k)}' for k in table.key)})"
+
+
+def _refresh_key_hashes(con: duckdb.DuckDBPyConnection) -> None:
+    """Fill `key_hash` wherever it may be stale: in a warehouse from before the column, or after an upgrade of
+    DuckDB changed its `hash()` (which it does not promise to keep); a probe value recorded with them tells."""
+    probe = str(con.execute("SELECT hash('H13030200001', 'F1')").fetchall()[0][0])
+    stored = con.execute("SELECT value FROM warehouse_meta WHERE name = 'key_hash_probe'").fetchall()
+    if stored and stored[0][0] == probe:
+        return
+    for table in upload_tables().values():
+        con.execute(f"UPDATE {table.name} SET key_hash = {key_hash(table)}")
+    con.execute("DELETE FROM warehouse_meta WHERE name = 'key_hash_probe'")
+    con.execute("INSERT INTO warehouse_meta VALUES ('key_hash_probe', ?)", [probe])
 
 
 def has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
@@ -169,3 +191,6 @@ def create_all(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(OTHER_TABLES)
     # columns added after the first release, for warehouses created before them
     con.execute("ALTER TABLE manifest ADD COLUMN IF NOT EXISTS mtime_ns BIGINT")
+    for table in upload_tables().values():
+        con.execute(f"ALTER TABLE {table.name} ADD COLUMN IF NOT EXISTS key_hash UBIGINT")
+    _refresh_key_hashes(con)
