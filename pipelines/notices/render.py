@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from docxtpl import DocxTemplate
@@ -33,47 +34,58 @@ def soffice() -> str | None:
     return shutil.which("soffice") or shutil.which("libreoffice")
 
 
-def to_pdf(docs: list[Path], timeout_per_doc: float = 30.0) -> tuple[list[Path], str | None]:
-    """PDFs beside `docs`; returns (pdfs, why some or none were made).
+PdfResult = tuple[list[Path], str | None]  # the PDFs made, and why some or none were made
 
-    LibreOffice converts one document at a time per process (about 4 s for a notice with a long appendix), so
-    the documents are shared among one process per core, each with its own profile.
+
+def start_pdf(docs: list[Path], timeout_per_doc: float = 30.0) -> Callable[[], PdfResult]:
+    """Start turning `docs` into PDFs beside them; returns `finish`, which waits for them (the caller may do
+    other work in between) and returns (pdfs, why some or none were made).
+
+    LibreOffice converts one document at a time per process (about 0.4 s a notice after a second's start),
+    so the documents are shared among one process per core, each with its own profile.
     """
     exe = soffice()
     if not docs:
-        return [], None
+        return lambda: ([], None)
     if exe is None:
-        return [], "LibreOffice not installed: PDF notices skipped (set-up installs libreoffice-writer)"
+        return lambda: ([], "LibreOffice not installed: PDF notices skipped (set-up installs libreoffice-writer)")
     outdir = docs[0].parent
     workers = max(1, min(os.cpu_count() or 1, 4, len(docs)))
     shares = [docs[i::workers] for i in range(workers)]
-    with tempfile.TemporaryDirectory(prefix="claimwatch-lo-") as tmp:
-        procs = []
-        for i, share in enumerate(shares):
-            cmd = [
-                exe,
-                f"-env:UserInstallation=file://{tmp}/profile{i}",
-                "--headless",
-                "--norestore",
-                "--convert-to",
-                "pdf",
-                "--outdir",
-                str(outdir),
-                *map(str, share),
-            ]
-            procs.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    tmp = tempfile.mkdtemp(prefix="claimwatch-lo-")
+    procs = []
+    for i, share in enumerate(shares):
+        cmd = [
+            exe,
+            f"-env:UserInstallation=file://{tmp}/profile{i}",
+            "--headless",
+            "--norestore",
+            "--convert-to",
+            "pdf",
+            "--outdir",
+            str(outdir),
+            *map(str, share),
+        ]
+        procs.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+
+    def finish() -> PdfResult:
         timed_out = False
-        for proc, share in zip(procs, shares, strict=True):
-            try:
-                proc.wait(timeout=60 + timeout_per_doc * len(share))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-                timed_out = True
-    pdfs = [d.with_suffix(".pdf") for d in docs if d.with_suffix(".pdf").is_file()]
-    for p in pdfs:
-        os.chmod(p, 0o600)
-    missing = len(docs) - len(pdfs)
-    if timed_out:
-        return pdfs, f"LibreOffice timed out: {missing} notice(s) without PDF"
-    return pdfs, (f"LibreOffice did not convert {missing} notice(s)" if missing else None)
+        try:
+            for proc, share in zip(procs, shares, strict=True):
+                try:
+                    proc.wait(timeout=60 + timeout_per_doc * len(share))
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+                    timed_out = True
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        pdfs = [d.with_suffix(".pdf") for d in docs if d.with_suffix(".pdf").is_file()]
+        for p in pdfs:
+            os.chmod(p, 0o600)
+        missing = len(docs) - len(pdfs)
+        if timed_out:
+            return pdfs, f"LibreOffice timed out: {missing} notice(s) without PDF"
+        return pdfs, (f"LibreOffice did not convert {missing} notice(s)" if missing else None)
+
+    return finish

@@ -15,7 +15,7 @@ from pipelines.detect.window import window_start
 from pipelines.notices.compose import NoticeInputs, compose
 from pipelines.notices.config import load as load_config
 from pipelines.notices.evidence import load_evidence
-from pipelines.notices.render import render_docx, to_pdf
+from pipelines.notices.render import render_docx, start_pdf
 from pipelines.outputs.safe_text import file_stem
 from pipelines.outputs.xlsx import Workbook
 from pipelines.targeting.selection import REASON_ZH
@@ -76,6 +76,7 @@ def run_notices(
     days = load_detector_config()["window"]["days"]
     folder = out / "notices"
     written, skipped, totals, issued = [], [], {}, {}
+    composed: list[tuple[str, pl.DataFrame, dict, NoticeInputs]] = []
     for t in targets.iter_rows(named=True):
         code = t["fixmedins_code"]
         ev = evidence.filter(pl.col("fixmedins_code") == code)
@@ -100,18 +101,27 @@ def run_notices(
         ctx = compose(n, cfg)
         folder.mkdir(parents=True, exist_ok=True)
         written.append(render_docx(ctx, folder / f"{code}.docx"))
-        _write_evidence_xlsx(ctx, folder / f"{code}_evidence.xlsx")
-        totals[code] = ctx["total_amount"]
-        con.execute("DELETE FROM notice_lines WHERE cycle = ? AND fixmedins_code = ?", [cycle, code])
-        insert_frame(
-            con,
-            "notice_lines",
-            ev.select("setl_id", "source", "fen").with_columns(
-                cycle=pl.lit(cycle), doc_no=pl.lit(ctx["doc_no"]), fixmedins_code=pl.lit(code), run_id=pl.lit(run_id)
-            ),
-        )
-        issued[code] = {"doc_no": ctx["doc_no"], "total": ctx["total_fen"] / 100, "date": n.draft_date.isoformat()}
-    pdfs, pdf_note = to_pdf(written)
+        composed.append((code, ev, ctx, n))
+    # LibreOffice turns the notices into PDF while the evidence workbooks are written
+    finish_pdf = start_pdf(written)
+    try:
+        for code, ev, ctx, n in composed:
+            _write_evidence_xlsx(ctx, folder / f"{code}_evidence.xlsx")
+            totals[code] = ctx["total_amount"]
+            con.execute("DELETE FROM notice_lines WHERE cycle = ? AND fixmedins_code = ?", [cycle, code])
+            insert_frame(
+                con,
+                "notice_lines",
+                ev.select("setl_id", "source", "fen").with_columns(
+                    cycle=pl.lit(cycle),
+                    doc_no=pl.lit(ctx["doc_no"]),
+                    fixmedins_code=pl.lit(code),
+                    run_id=pl.lit(run_id),
+                ),
+            )
+            issued[code] = {"doc_no": ctx["doc_no"], "total": ctx["total_fen"] / 100, "date": n.draft_date.isoformat()}
+    finally:
+        pdfs, pdf_note = finish_pdf()
     return {
         "notices": len(written),
         "pdf": len(pdfs),
