@@ -6,7 +6,9 @@ from datetime import date
 
 import duckdb
 import polars as pl
+import pytest
 
+from pipelines.detect import window
 from pipelines.detect.window import load_window
 from tests.helpers import fee_row, load_uploads, make_inbox, setl_totalling
 
@@ -110,7 +112,8 @@ def test_a_recheck_window_holds_of_the_other_persons_only_the_lines_of_codes_set
     con.close()
 
 
-def test_two_institutions_may_use_the_same_setl_id(tmp_path):
+@pytest.mark.parametrize("by_text", [False, True], ids=["visit_by_hash", "visit_by_text"])
+def test_two_institutions_may_use_the_same_setl_id(tmp_path, monkeypatch, by_text):
     """SPEC makes `setl_id` unique per institution only: the same id at two institutions is two visits, and a
     finding of one never lands on the other."""
     from detectors.config import load
@@ -131,6 +134,8 @@ def test_two_institutions_may_use_the_same_setl_id(tmp_path):
     db = tmp_path / "w.duckdb"
     assert load_uploads(inbox, db).rows["fee"].loaded == 3
     con = duckdb.connect(str(db))
+    if by_text:  # as when two of the window's visits share a key hash
+        monkeypatch.setattr(window, "_visit_on", lambda visits: ("fixmedins_code", "setl_id"))
     w = load_window(con, date(2026, 10, 31), 90)
     assert w.visits.height == 2
     d = detect(w, load())
@@ -145,3 +150,33 @@ def test_two_institutions_may_use_the_same_setl_id(tmp_path):
     # last night's findings carried into an incremental night get the window's keys, and lose them on the way out
     keyed = w.keyed(dup)
     assert keyed["setl_id"].to_list() == ["S1@H13030200001"] and w.unkeyed(keyed).equals(dup)
+
+
+def test_each_line_carries_its_own_visits_person_columns_and_its_items_limits(small_inbox, tmp_path, monkeypatch):
+    db = tmp_path / "w.duckdb"
+    load_uploads(small_inbox, db)
+    con = duckdb.connect(str(db))
+    as_of = con.execute("SELECT max(file_date) FROM manifest WHERE status = 'loaded'").fetchall()[0][0]
+
+    def read() -> list[pl.DataFrame]:
+        w = load_window(con, as_of, 90)
+        frames = [w.person_part(i) for i in range(w.parts)] + [w.trace_lines()]
+        visits, catalog = w.visits, w.catalog
+        w.close()
+        return frames, visits, catalog
+
+    by_hash, visits, catalog = read()
+    lines = pl.concat(by_hash[:-1])
+    assert lines.height > 1000 and lines.columns == window.LINE_COLUMNS
+    person = ["psn_no", "gend", "age", "med_type", "begntime", "endtime"]
+    expected = lines.select("fixmedins_code", "setl_id").join(
+        visits.select("fixmedins_code", "setl_id", *person), on=["fixmedins_code", "setl_id"], how="left"
+    )
+    assert lines.select(person).equals(expected.select(person))
+    ceiling = lines.select("med_list_codg").join(catalog, on="med_list_codg", how="left")["pric_uplmt_amt"]
+    assert lines["pric_uplmt_amt"].equals(ceiling, check_names=False) and ceiling.null_count() < lines.height
+    # the text key finds the same visits as the hash
+    monkeypatch.setattr(window, "_visit_on", lambda visits: ("fixmedins_code", "setl_id"))
+    by_text, _, _ = read()
+    assert len(by_text) == len(by_hash) and all(a.equals(b) for a, b in zip(by_hash, by_text, strict=True))
+    con.close()

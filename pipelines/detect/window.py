@@ -2,11 +2,11 @@
 
 `visits`: one row per settled visit in the window, with its institution's type/level/region and the
 amounts per component of its (netted) fee lines. Lines: the window's fee lines with refunds netted
-against their originals (a fully refunded line disappears), joined with the visit columns and the
-catalogue limits the rules need. A district's 90 days hold ~10M lines, too many to hold in memory with the
-copies the rules make, so they stay in a DuckDB temp table and reach the rules in slices of whole persons
-(`person_part`: every rule but one looks no further than one person), plus the lines of the drug trace codes
-settled more than once (`trace_lines`: a trace code may reappear at another person).
+against their originals (a fully refunded line disappears), given, as each slice is read, their visit's
+person columns and the catalogue limits the rules need. A district's 90 days hold ~10M lines, too many to
+hold in memory with the copies the rules make, so they stay in a DuckDB temp table and reach the rules in
+slices of whole persons (`person_part`: every rule but one looks no further than one person), plus the lines
+of the drug trace codes settled more than once (`trace_lines`: a trace code may reappear at another person).
 On an incremental night (`recheck`, see incremental.py) the slices hold only the persons rechecked, and the
 per-visit amounts come from `visit_amounts`, recomputed only for their visits.
 All frames come in a fixed order with amounts to the cent, so the seeded models see the same matrix on every
@@ -51,6 +51,23 @@ LINES_PER_PART = 1_000_000  # lines per slice handed to the rules (bounds their 
 # whole limit, ~1 GB at district scale) would only take memory from the rules working beside it
 READ_MEMORY = "256MB"
 LINE_KEY = "fixmedins_code, feedetl_sn"
+VISIT_KEY = "_vkey"  # a line's visit, as DuckDB's hash of (fixmedins_code, setl_id) as uploaded
+# the columns of a line as the rules get it: from w_lines, then the visit's PERSON columns and the catalogue limits
+STORED = (
+    "feedetl_sn",
+    "setl_id",
+    "fixmedins_code",
+    "fee_ocur_time",
+    "med_list_codg",
+    "med_list_name",
+    "med_chrgitm_type",
+    "pric",
+    "cnt",
+    "amt",
+    "prd_days",
+    "drug_trac_codg",
+)
+LINE_COLUMNS = [*STORED, *PERSON, *CATALOG_LIMITS]
 
 
 @dataclass
@@ -67,6 +84,11 @@ class Window:
     n_checked: int = 0  # lines in the person slices: all of the window's, or those of the persons rechecked
     memory_limit: str | None = None  # the connection's own limit, restored by close()
     renamed: pl.DataFrame | None = None  # fixmedins_code, setl_id, key of the visits whose setl_id is shared
+    # what each line is given when read (see _completed): its visit's PERSON columns, found by `visit_on`, and
+    # its item's catalogue limits
+    persons: pl.DataFrame | None = None
+    visit_on: tuple[str, ...] = (VISIT_KEY,)
+    limits: pl.DataFrame | None = None
 
     def keyed(self, frame: pl.DataFrame) -> pl.DataFrame:
         """`frame` (with fixmedins_code, setl_id as uploaded) with the window's key of each visit as setl_id."""
@@ -88,7 +110,7 @@ class Window:
         table is stored sorted by slice and then by LINE_KEY, so each read touches only its own row groups and
         needs no sort of its own (DuckDB keeps a filtered scan in insertion order: `preserve_insertion_order`
         is on). Read one slice at a time and let it go before the next (some 300 MB each at district scale)."""
-        return self.con.sql(f"SELECT * EXCLUDE (part) FROM w_lines WHERE part = {int(i)}").pl()
+        return self._completed(self.con.sql(f"SELECT * EXCLUDE (part) FROM w_lines WHERE part = {int(i)}").pl())
 
     def trace_lines(self) -> pl.DataFrame:
         """The lines, of the persons' slices and of the visits outside them, of every trace code found in more
@@ -96,9 +118,20 @@ class Window:
         dispensed drug, so at a district they may come on half its lines, nearly all of them settled once.
         In no particular order: the trace rule orders them itself. A DuckDB sort here, under READ_MEMORY, once
         failed for want of memory on a district-size new day (1.3M lines; duckdb 2.0.1)."""
-        return self.con.sql(
-            "SELECT * EXCLUDE (part) FROM w_lines WHERE drug_trac_codg IN (SELECT drug_trac_codg FROM w_reused)"
-        ).pl()
+        return self._completed(
+            self.con.sql(
+                "SELECT * EXCLUDE (part) FROM w_lines WHERE drug_trac_codg IN (SELECT drug_trac_codg FROM w_reused)"
+            ).pl()
+        )
+
+    def _completed(self, lines: pl.DataFrame) -> pl.DataFrame:
+        """`lines` as read from `w_lines` with their visit's person columns and their item's catalogue limits,
+        in LINE_COLUMNS order. Both are joined here, per slice, not in `w_lines`: carried through its build and
+        sort for the whole window they cost more than half of it (district scale: 15.4 s against 6.6 s)."""
+        on = list(self.visit_on)
+        out = lines.join(self.persons, on=on, how="left", maintain_order="left")
+        out = out.join(self.limits, on="med_list_codg", how="left", maintain_order="left")
+        return out.select(LINE_COLUMNS)
 
     def close(self) -> None:
         if self.con is not None:
@@ -132,6 +165,13 @@ def _update_visit_amounts(con: duckdb.DuckDBPyConnection, recheck: bool) -> None
         f"""INSERT INTO visit_amounts
             SELECT fixmedins_code, setl_id, count(*) AS n_lines, {comp} FROM w_lines WHERE part >= 0 GROUP BY ALL"""
     )
+
+
+def _visit_on(visits: pl.DataFrame) -> tuple[str, ...]:
+    """How a line finds its visit among `visits`: by the hash of the visit's key, or, should two of the window's
+    visits share a hash (about one window in three million at district scale), by the key's text (slower, the
+    same lines)."""
+    return (VISIT_KEY,) if visits[VISIT_KEY].n_unique() == visits.height else ("fixmedins_code", "setl_id")
 
 
 def window_start(as_of: date, days: int) -> date:
@@ -209,10 +249,9 @@ def load_window(con: duckdb.DuckDBPyConnection, as_of: date, days: int, recheck:
                round(CAST(f.pric AS DOUBLE) * CAST(f.cnt + coalesce(r.rcnt, 0) AS DOUBLE), 2) AS amt,
                CASE WHEN r.rcnt IS NULL THEN f.prd_days
                     ELSE CAST(round(f.prd_days * (f.cnt + r.rcnt) / f.cnt) AS INTEGER) END AS prd_days,
-               f.drug_trac_codg, {", ".join(f"f.{c}" for c in PERSON)}, {limits},
+               f.drug_trac_codg, hash(f.fixmedins_code, f.setl_id) AS {VISIT_KEY},
                CAST(CASE WHEN f.due THEN hash(f.psn_no) % {parts} ELSE -1 END AS INTEGER) AS part
         FROM f LEFT JOIN r ON r.fixmedins_code = f.fixmedins_code AND r.init_feedetl_sn = f.feedetl_sn
-        LEFT JOIN {ref_table(con, "catalog")} c ON c.med_list_codg = f.med_list_codg
         WHERE f.cnt > 0 AND f.cnt + coalesce(r.rcnt, 0) > 0 AND (f.due OR f.{traced})
         ORDER BY part, {LINE_KEY}
     """,
@@ -235,7 +274,8 @@ def load_window(con: duckdb.DuckDBPyConnection, as_of: date, days: int, recheck:
                s.begntime, s.endtime, s.setl_time,
                CAST(s.medfee_sumamt AS DOUBLE) AS medfee_sumamt, CAST(s.fund_pay_sumamt AS DOUBLE) AS fund_pay_sumamt,
                coalesce(c.n_lines, 0) AS n_lines,
-               {", ".join(f"coalesce(c.{n}, 0) AS {n}" for n in COMPONENTS)}
+               {", ".join(f"coalesce(c.{n}, 0) AS {n}" for n in COMPONENTS)},
+               hash(s.fixmedins_code, s.setl_id) AS {VISIT_KEY}
         FROM setl s {inst}
         LEFT JOIN visit_amounts c ON c.fixmedins_code = s.fixmedins_code AND c.setl_id = s.setl_id
         WHERE s.setl_time >= ? AND s.setl_time < ?
@@ -243,6 +283,7 @@ def load_window(con: duckdb.DuckDBPyConnection, as_of: date, days: int, recheck:
     """,
         params=[lo, hi],
     ).pl()
+    visit_on = _visit_on(visits)
     renamed = None
     # rare: a setl_id at two institutions (see the top). Its hashes first, ~0.06 s for a district's 3.3M
     # visits against 0.4 s for the text (a hash collision only costs the exact check below, which finds none)
@@ -261,6 +302,9 @@ def load_window(con: duckdb.DuckDBPyConnection, as_of: date, days: int, recheck:
                    WHERE w_lines.fixmedins_code = r.fixmedins_code AND w_lines.setl_id = r.setl_id"""
             )
             con.unregister("w_renamed")
+    persons = visits.select(*visit_on, *PERSON)
+    visits = visits.drop(VISIT_KEY)
+    item_limits = con.sql(f"SELECT med_list_codg, {limits} FROM {ref_table(con, 'catalog')} c").pl()
     n_lines = int(visits["n_lines"].sum())
     n_checked = con.execute("SELECT count(*) FROM w_lines WHERE part >= 0").fetchall()[0][0]
     catalog = con.sql("SELECT * FROM ref_catalog").pl() if has_table(con, "ref_catalog") else None
@@ -281,4 +325,20 @@ def load_window(con: duckdb.DuckDBPyConnection, as_of: date, days: int, recheck:
     )
     limit = con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
     con.execute(f"SET memory_limit = '{READ_MEMORY}'")
-    return Window(start, as_of, visits, n_lines, catalog, pairs, complaints, parts, con, n_checked, limit, renamed)
+    return Window(
+        start,
+        as_of,
+        visits,
+        n_lines,
+        catalog,
+        pairs,
+        complaints,
+        parts,
+        con,
+        n_checked,
+        limit,
+        renamed,
+        persons,
+        visit_on,
+        item_limits,
+    )
