@@ -207,3 +207,24 @@ def test_each_notice_has_a_pdf_in_a_cjk_font(small_night):
     assert "现场监督检查违约通知单" in flat and "送达回证" in flat and "拒收情况记录" in flat
     fonts = subprocess.run(["pdffonts", str(pdf)], capture_output=True, text=True, check=True).stdout
     assert "CJK" in fonts or "Hei" in fonts or "Song" in fonts, fonts
+
+
+def test_pdf_conversion_reports_why_it_made_no_pdf_and_leaves_nothing_behind(tmp_path, monkeypatch):
+    import tempfile
+
+    from pipelines.notices import render
+
+    doc = tmp_path / "H13030200001.docx"
+    doc.write_bytes(b"not a document")
+    monkeypatch.setattr(render, "soffice", lambda: None)
+    assert render.start_pdf([doc])() == (
+        [],
+        "LibreOffice not installed: PDF notices skipped (set-up installs libreoffice-writer)",
+    )
+    # an executable that cannot be started: the error surfaces and no profile folder is left in the temp dir
+    monkeypatch.setattr(render, "soffice", lambda: str(tmp_path / "no-such-soffice"))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    with pytest.raises(FileNotFoundError):
+        render.start_pdf([doc])
+    assert list((tmp_path / "tmp").iterdir()) == []

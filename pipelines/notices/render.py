@@ -53,20 +53,27 @@ def start_pdf(docs: list[Path], timeout_per_doc: float = 30.0) -> Callable[[], P
     workers = max(1, min(os.cpu_count() or 1, 4, len(docs)))
     shares = [docs[i::workers] for i in range(workers)]
     tmp = tempfile.mkdtemp(prefix="claimwatch-lo-")
-    procs = []
-    for i, share in enumerate(shares):
-        cmd = [
-            exe,
-            f"-env:UserInstallation=file://{tmp}/profile{i}",
-            "--headless",
-            "--norestore",
-            "--convert-to",
-            "pdf",
-            "--outdir",
-            str(outdir),
-            *map(str, share),
-        ]
-        procs.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    procs: list[subprocess.Popen] = []
+    try:
+        for i, share in enumerate(shares):
+            cmd = [
+                exe,
+                f"-env:UserInstallation=file://{tmp}/profile{i}",
+                "--headless",
+                "--norestore",
+                "--convert-to",
+                "pdf",
+                "--outdir",
+                str(outdir),
+                *map(str, share),
+            ]
+            procs.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    except BaseException:  # nothing left running or behind when a process cannot be started
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
     def finish() -> PdfResult:
         timed_out = False
