@@ -167,6 +167,13 @@ def _update_visit_amounts(con: duckdb.DuckDBPyConnection, recheck: bool) -> None
     )
 
 
+def _reused_codes(lines: str) -> str:
+    """SQL for the drug trace codes of `lines` (a relation with fixmedins_code, setl_id, drug_trac_codg) found in
+    more than one settlement; a setl_id is unique per institution only."""
+    return f"""SELECT drug_trac_codg FROM {lines} WHERE drug_trac_codg IS NOT NULL GROUP BY ALL
+               HAVING min(setl_id) <> max(setl_id) OR min(fixmedins_code) <> max(fixmedins_code)"""
+
+
 def _visit_on(visits: pl.DataFrame) -> tuple[str, ...]:
     """How a line finds its visit among `visits`: by the hash of the visit's key, or, should two of the window's
     visits share a hash (about one window in three million at district scale), by the key's text (slower, the
@@ -202,14 +209,10 @@ def load_window(con: duckdb.DuckDBPyConnection, as_of: date, days: int, recheck:
     due, only, traced = "true", "", "drug_trac_codg IS NOT NULL"
     if recheck:
         due = "psn_no IN (SELECT psn_no FROM w_recheck)"
-        con.execute(
-            """CREATE OR REPLACE TEMP TABLE w_codes AS SELECT f.drug_trac_codg FROM fee f
+        window_fee = """(SELECT f.fixmedins_code, f.setl_id, f.drug_trac_codg FROM fee f
                SEMI JOIN (SELECT fixmedins_code, setl_id FROM setl WHERE setl_time >= $lo AND setl_time < $hi) s
-                 ON f.fixmedins_code = s.fixmedins_code AND f.setl_id = s.setl_id
-               WHERE f.drug_trac_codg IS NOT NULL AND f.cnt > 0 GROUP BY ALL
-               HAVING min(f.setl_id) <> max(f.setl_id) OR min(f.fixmedins_code) <> max(f.fixmedins_code)""",
-            bounds,
-        )
+                 ON f.fixmedins_code = s.fixmedins_code AND f.setl_id = s.setl_id WHERE f.cnt > 0)"""
+        con.execute(f"CREATE OR REPLACE TEMP TABLE w_codes AS {_reused_codes(window_fee)}", bounds)
         traced = "drug_trac_codg IN (SELECT drug_trac_codg FROM w_codes)"
         only = f"AND ({due} OR (fixmedins_code, setl_id) IN (SELECT fixmedins_code, setl_id FROM fee WHERE {traced}))"
     window = (
@@ -260,11 +263,7 @@ def load_window(con: duckdb.DuckDBPyConnection, as_of: date, days: int, recheck:
     _update_visit_amounts(con, recheck)
     # the trace codes settled more than once (see Window.trace_lines; a setl_id is unique per institution only),
     # found under the connection's own limit
-    con.execute(
-        """CREATE OR REPLACE TEMP TABLE w_reused AS SELECT drug_trac_codg FROM w_lines
-           WHERE drug_trac_codg IS NOT NULL GROUP BY ALL
-           HAVING min(setl_id) <> max(setl_id) OR min(fixmedins_code) <> max(fixmedins_code)"""
-    )
+    con.execute(f"CREATE OR REPLACE TEMP TABLE w_reused AS {_reused_codes('w_lines')}")
     visits = con.sql(
         f"""
         SELECT s.setl_id, s.mdtrt_id, s.fixmedins_code,
