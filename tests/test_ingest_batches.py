@@ -6,9 +6,11 @@ from __future__ import annotations
 import gc
 import weakref
 from pathlib import Path
+from types import SimpleNamespace
 
 import duckdb
 import polars as pl
+import pytest
 
 from data_contracts.contract import upload_tables
 from pipelines.ingest.reader import read_batch
@@ -101,3 +103,23 @@ def test_files_read_together_keep_their_rows_and_row_numbers_whatever_their_byte
     got = frames[0].frame.select("_fi", "_row", table.codes[0]).rows()
     want = [(fi, r + 2, f"张{fi}-{r}-0") for fi, (_, n) in enumerate(variants) for r in range(n)]
     assert got == want
+
+
+@pytest.mark.parametrize(
+    ("sizes", "want"),
+    [
+        ([30] * 10, [90, 120, 90]),  # filled to the cap: 120 + 120 + 60
+        ([100, 30, 30], [100, 60]),  # 130 + 30
+        ([30, 200, 30], [30, 200, 30]),  # a file over the cap goes alone
+        ([50], [50]),
+        ([], []),
+    ],
+)
+def test_batches_are_as_few_as_the_cap_allows_and_about_equal(monkeypatch, sizes, want):
+    import pipelines.ingest.loader as loader
+
+    monkeypatch.setattr(loader, "BATCH_BYTES", 128)
+    files = [SimpleNamespace(size=s, n=i) for i, s in enumerate(sizes)]
+    batches = loader._batches(files)
+    assert [f.n for b in batches for f in b] == list(range(len(sizes)))  # every file once, in order
+    assert [sum(f.size for f in b) for b in batches] == want

@@ -12,6 +12,7 @@ The caller owns the transaction boundary (see `warehouse/session.py`): a run is 
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import stat
 from collections.abc import Callable
@@ -32,7 +33,7 @@ from pipelines.ingest.reader import read_batch
 from pipelines.ingest.rules import parse_and_check, upload_row_checks
 from pipelines.warehouse.schema import SQL_TYPES, has_table, ident, key_hash
 
-BATCH_BYTES = 128 * 1024 * 1024  # files per batch, by size on disk (bounds memory; each batch is one GX run)
+BATCH_BYTES = 128 * 1024 * 1024  # files per batch at most, by size on disk (bounds memory; each batch is one GX run)
 TABLE_ORDER = ("setl", "fee")
 HASH_THREADS = 2  # new uploads hashed in parallel while planning
 AHEAD = 2  # batches read and checked ahead of the one being written
@@ -520,15 +521,25 @@ def _submit(pool: ThreadPoolExecutor, table: Table, files: list[Incoming], known
 
 
 def _batches(files: list[Incoming]) -> list[list[Incoming]]:
-    out: list[list[Incoming]] = [[]]
-    size = 0
+    """`files` in order, cut into as few batches of at most BATCH_BYTES (or one larger file) as that takes, of
+    about equal size. Filling each batch to the cap instead leaves a short last one, prepared while the writer
+    waits on the others and then written alone: the medium inbox's 172 MB of fee uploads went as 128 + 44 MB,
+    and as 86 + 86 MB its ingest step took 6.05 s instead of 6.30 s (mean of 5 alternating runs)."""
+    total = sum(f.size for f in files)
+    share = total / max(1, math.ceil(total / BATCH_BYTES))
+    out: list[list[Incoming]] = []
+    batch: list[Incoming] = []
+    size = done = 0  # bytes in `batch`, and in the batches before it
     for f in files:
-        if out[-1] and size + f.size > BATCH_BYTES:
-            out.append([])
-            size = 0
-        out[-1].append(f)
+        # a file goes to the next batch if this one is full, or if it reaches further past this batch's share
+        # of the total than it starts before it
+        if batch and (size + f.size > BATCH_BYTES or done + size + f.size / 2 > share * (len(out) + 1)):
+            out.append(batch)
+            done += size
+            batch, size = [], 0
+        batch.append(f)
         size += f.size
-    return [b for b in out if b]
+    return [*out, batch] if batch else out
 
 
 def known_codes(con, table: str, column: str) -> list[str] | None:
