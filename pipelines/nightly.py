@@ -22,6 +22,7 @@ from data_contracts.gx_validation import ContractValidator
 from pipelines import __version__
 from pipelines.cases.step import run_cases
 from pipelines.detect.step import run_detect
+from pipelines.ingest.hashing import HashAhead
 from pipelines.ingest.loader import IngestResult, ingest
 from pipelines.ingest.reference import ReferenceResult, load_references
 from pipelines.notices.step import run_notices
@@ -63,6 +64,7 @@ class RunContext:
     warnings: int = 0
     send_back: list[Path] = field(default_factory=list)
     validator: ContractValidator = field(default_factory=ContractValidator)
+    hashes: HashAhead = field(default_factory=HashAhead)  # the uploads' hashes, started ahead of the ingest step
     detection: dict = field(default_factory=dict)
     draw: dict = field(default_factory=dict)
     outcomes: dict = field(default_factory=dict)
@@ -92,7 +94,7 @@ def step_reference(ctx: RunContext) -> None:
 
 def step_ingest(ctx: RunContext) -> None:
     with ctx.connect() as con:
-        ctx.ingest = ingest(con, ctx.params.inbox, ctx.run_id, ctx.progress.say, ctx.validator)
+        ctx.ingest = ingest(con, ctx.params.inbox, ctx.run_id, ctx.progress.say, ctx.validator, ctx.hashes)
         latest = con.execute("SELECT max(file_date) FROM manifest WHERE status = 'loaded'").fetchall()[0][0]
     ctx.as_of = ctx.params.as_of or latest or date.today()
 
@@ -216,6 +218,8 @@ def run_nightly(params: NightlyParams, runner: Runner = run_directly, progress: 
                 params, run_id, stage, progress, validator=ContractValidator(docs_dir=params.out / "data_docs")
             )
             ctx.validator.warm_up()
+            with ctx.connect() as con:
+                ctx.hashes = HashAhead.start(con, params.inbox / "uploads")
             for name, fn in STEPS:
                 progress.step(name)
                 t0 = time.perf_counter()
@@ -233,6 +237,8 @@ def run_nightly(params: NightlyParams, runner: Runner = run_directly, progress: 
             write_summary(summary_of(ctx, "failed", f"{type(e).__name__}: {e}"), params.out)
         raise
     finally:
+        if ctx is not None:
+            ctx.hashes.close()
         progress.done()
     write_summary(summary, params.out)
     return summary

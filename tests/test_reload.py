@@ -152,14 +152,14 @@ def test_a_failing_step_leaves_the_warehouse_as_it_was(inbox_copy, tmp_path, mon
 
 
 def test_a_file_seen_before_is_known_by_name_size_and_mtime_without_hashing_it_again(inbox_copy, tmp_path, monkeypatch):
-    import pipelines.ingest.loader as loader
+    import pipelines.ingest.hashing as hashing
     from tests.helpers import load_uploads
 
     db = tmp_path / "w.duckdb"
     first = load_uploads(inbox_copy, db)
     hashed: list[str] = []
-    real_sha = loader.sha256_of
-    monkeypatch.setattr(loader, "sha256_of", lambda p: hashed.append(p.name) or real_sha(p))
+    real_sha = hashing.sha256_of
+    monkeypatch.setattr(hashing, "sha256_of", lambda p: hashed.append(p.name) or real_sha(p))
     again = load_uploads(inbox_copy, db)
     assert again.unchanged == first.loaded + 2 and again.loaded == 0
     assert hashed == []  # untouched since the last night: recognised without reading a byte

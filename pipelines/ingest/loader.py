@@ -11,7 +11,6 @@ The caller owns the transaction boundary (see `warehouse/session.py`): a run is 
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import stat
@@ -28,6 +27,7 @@ import polars as pl
 
 from data_contracts.contract import Table, rule_specs, upload_tables
 from data_contracts.gx_validation import ContractValidator
+from pipelines.ingest.hashing import HASH_THREADS, HashAhead, list_uploads
 from pipelines.ingest.naming import BadFileName, UploadName, parse
 from pipelines.ingest.reader import read_batch
 from pipelines.ingest.rules import parse_and_check, upload_row_checks
@@ -35,7 +35,6 @@ from pipelines.warehouse.schema import SQL_TYPES, has_table, ident, key_hash
 
 BATCH_BYTES = 128 * 1024 * 1024  # files per batch at most, by size on disk (bounds memory; each batch is one GX run)
 TABLE_ORDER = ("setl", "fee")
-HASH_THREADS = 2  # new uploads hashed in parallel while planning
 AHEAD = 2  # batches read and checked ahead of the one being written
 
 
@@ -89,21 +88,6 @@ class Seen(NamedTuple):
     mtime_ns: int | None  # None for files recorded before mtimes were kept
 
 
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def list_uploads(uploads: Path) -> list[Path]:
-    """Every entry of the uploads folder except hidden files (editor and OS droppings)."""
-    if not uploads.is_dir():
-        return []
-    return sorted((p for p in uploads.iterdir() if not p.name.startswith(".")), key=lambda p: p.name)
-
-
 def _reject(
     con, run_id: str, result: IngestResult, name: str, rule: str, message: str, meta: dict | None = None
 ) -> None:
@@ -133,8 +117,12 @@ def _reject(
     )
 
 
-def plan(con, uploads: Path, run_id: str, result: IngestResult) -> list[list[Incoming]]:
-    """Sort the folder into rounds of new files (a stem appears once per round); reject bad names."""
+def plan(
+    con, uploads: Path, run_id: str, result: IngestResult, hashes: HashAhead | None = None
+) -> list[list[Incoming]]:
+    """Sort the folder into rounds of new files (a stem appears once per round); reject bad names. `hashes`:
+    the uploads' hashes, if started ahead."""
+    hashes = hashes or HashAhead()
     latest = {
         stem: Seen(*seen)
         for stem, *seen in con.execute(
@@ -168,8 +156,8 @@ def plan(con, uploads: Path, run_id: str, result: IngestResult) -> list[list[Inc
             result.unchanged += 1
             continue
         to_hash.append((path, name, st, prev))
-    with ThreadPoolExecutor(max_workers=HASH_THREADS) as pool:  # hashlib releases the GIL: both cores hash
-        shas = list(pool.map(sha256_of, [path for path, *_ in to_hash]))
+    with ThreadPoolExecutor(max_workers=HASH_THREADS) as pool:
+        shas = list(pool.map(hashes.sha256, [path for path, *_ in to_hash], [st for _, _, st, _ in to_hash]))
     for (path, name, st, prev), sha in zip(to_hash, shas, strict=True):
         if prev and prev.sha256 == sha:
             result.unchanged += 1
@@ -575,10 +563,11 @@ def ingest(
     run_id: str,
     say: Callable[[str], None] = lambda _: None,
     validator: ContractValidator | None = None,
+    hashes: HashAhead | None = None,
 ) -> IngestResult:
     """Load every new or corrected upload under `inbox/uploads`; the caller commits or rolls back."""
     result = IngestResult()
-    rounds = plan(con, inbox / "uploads", run_id, result)
+    rounds = plan(con, inbox / "uploads", run_id, result, hashes)
     known = Known(
         known_codes(con, "ref_institutions", "fixmedins_code"),
         known_codes(con, "ref_catalog", "med_list_codg"),

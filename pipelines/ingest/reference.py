@@ -17,7 +17,7 @@ import polars as pl
 
 from data_contracts.contract import Table, reference_tables
 from data_contracts.gx_validation import ContractValidator
-from pipelines.ingest.loader import sha256_of
+from pipelines.ingest.hashing import sha256_of
 from pipelines.ingest.reader import FileRejected, decode
 from pipelines.ingest.rules import parse_and_check
 from pipelines.warehouse.schema import SQL_TYPES, has_table, ident
