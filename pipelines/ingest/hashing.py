@@ -82,7 +82,8 @@ class HashAhead:
     def sha256(self, path: Path, st: os.stat_result) -> str:
         """The file's hash: from the hashing ahead if the file is as it was hashed, else read now."""
         ahead = self._ahead.pop(path.name, None)
-        if ahead is not None and not ahead.cancel() and ahead.exception() is None:  # not started: hashed here
+        # a hash not started yet is cancelled and done here instead, on the planner's threads
+        if ahead is not None and not ahead.cancel() and ahead.exception() is None:
             size, mtime_ns, sha = ahead.result()
             if (size, mtime_ns) == (st.st_size, st.st_mtime_ns):
                 return sha
