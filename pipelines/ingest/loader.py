@@ -519,8 +519,8 @@ def _batches(files: list[Incoming]) -> list[list[Incoming]]:
     batch: list[Incoming] = []
     size = done = 0  # bytes in `batch`, and in the batches before it
     for f in files:
-        # a file goes to the next batch if this one is full, or if it reaches further past this batch's share
-        # of the total than it starts before it
+        # a file opens the next batch if this one is full, or if more of it would lie past this batch's share
+        # of the total than before it
         if batch and (size + f.size > BATCH_BYTES or done + size + f.size / 2 > share * (len(out) + 1)):
             out.append(batch)
             done += size
