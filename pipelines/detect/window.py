@@ -25,7 +25,8 @@ from datetime import date, datetime, time, timedelta
 import duckdb
 import polars as pl
 
-from pipelines.warehouse.schema import has_table, ref_table
+from data_contracts.contract import upload_tables
+from pipelines.warehouse.schema import has_table, key_hash, ref_table
 
 COMPONENTS = {
     "drug_amt": ("09", "10", "11"),
@@ -51,7 +52,7 @@ LINES_PER_PART = 1_000_000  # lines per slice handed to the rules (bounds their 
 # whole limit, ~1 GB at district scale) would only take memory from the rules working beside it
 READ_MEMORY = "256MB"
 LINE_KEY = "fixmedins_code, feedetl_sn"
-VISIT_KEY = "_vkey"  # a line's visit, as DuckDB's hash of (fixmedins_code, setl_id) as uploaded
+VISIT_KEY = "_vkey"  # a line's visit: the hash of its settlement's key (fixmedins_code, setl_id) as uploaded
 # the columns of a line as the rules get it: from w_lines, then the visit's PERSON columns and the catalogue limits
 STORED = (
     "feedetl_sn",
@@ -202,6 +203,7 @@ def load_window(con: duckdb.DuckDBPyConnection, as_of: date, days: int, recheck:
         "NULL::VARCHAR AS hosp_lv, NULL::VARCHAR AS region) i USING (fixmedins_code)"
     )
     bounds = {"lo": lo, "hi": hi}
+    setl = upload_tables()["setl"]  # whose key names a line's visit (VISIT_KEY)
     # which visits' lines are netted tonight: all of the window's, or (rechecking) those of the persons to
     # recheck plus the visits holding a trace code found in more than one of the window's settlements (the
     # trace-code rule compares them across persons; a code settled once, nearly all of them, cannot be reused).
@@ -252,7 +254,7 @@ def load_window(con: duckdb.DuckDBPyConnection, as_of: date, days: int, recheck:
                round(CAST(f.pric AS DOUBLE) * CAST(f.cnt + coalesce(r.rcnt, 0) AS DOUBLE), 2) AS amt,
                CASE WHEN r.rcnt IS NULL THEN f.prd_days
                     ELSE CAST(round(f.prd_days * (f.cnt + r.rcnt) / f.cnt) AS INTEGER) END AS prd_days,
-               f.drug_trac_codg, hash(f.fixmedins_code, f.setl_id) AS {VISIT_KEY},
+               f.drug_trac_codg, {key_hash(setl, "f.")} AS {VISIT_KEY},
                CAST(CASE WHEN f.due THEN hash(f.psn_no) % {parts} ELSE -1 END AS INTEGER) AS part
         FROM f LEFT JOIN r ON r.fixmedins_code = f.fixmedins_code AND r.init_feedetl_sn = f.feedetl_sn
         WHERE f.cnt > 0 AND f.cnt + coalesce(r.rcnt, 0) > 0 AND (f.due OR f.{traced})
@@ -274,7 +276,7 @@ def load_window(con: duckdb.DuckDBPyConnection, as_of: date, days: int, recheck:
                CAST(s.medfee_sumamt AS DOUBLE) AS medfee_sumamt, CAST(s.fund_pay_sumamt AS DOUBLE) AS fund_pay_sumamt,
                coalesce(c.n_lines, 0) AS n_lines,
                {", ".join(f"coalesce(c.{n}, 0) AS {n}" for n in COMPONENTS)},
-               hash(s.fixmedins_code, s.setl_id) AS {VISIT_KEY}
+               {key_hash(setl, "s.")} AS {VISIT_KEY}
         FROM setl s {inst}
         LEFT JOIN visit_amounts c ON c.fixmedins_code = s.fixmedins_code AND c.setl_id = s.setl_id
         WHERE s.setl_time >= ? AND s.setl_time < ?
