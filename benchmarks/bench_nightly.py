@@ -180,12 +180,13 @@ def main() -> None:
         )
         if bare:
             added = gx_added(full, bare)
+            load = full["steps"]["reference"] + full["steps"]["ingest"]
             print(
                 f"{r['scale']}: without GX the ingest step takes {bare['steps']['ingest']:.1f} s and reference "
                 f"{bare['steps']['reference']:.1f} s: validation adds {added['ingest']:.1f} s to ingest "
                 f"({added['ingest'] / f['seconds']:.2f}x the floor), {added['reference_and_ingest']:.1f} s with the "
                 f"reference step ({added['reference_and_ingest'] / f['seconds']:.2f}x the floor; "
-                f"{added['reference_and_ingest'] / full['steps']['ingest']:.0%} of the load), "
+                f"{added['reference_and_ingest'] / load:.0%} of the load's {load:.1f} s), "
                 f"{added['night']:.1f} s to the whole night ({added['night'] / f['seconds']:.2f}x the floor)"
             )
         if r["rounds"] > 1:

@@ -42,20 +42,23 @@ class _Parser(argparse.ArgumentParser):
         )
 
 
+SCALE_HELP = "visits uploaded: small ~6k, medium ~0.3M (1M fee lines), large ~3.3M (10M fee lines)"
+
+
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="claimwatch", description="医保基金智能监管: nightly claims supervision.")
     sub = p.add_subparsers(dest="command", required=True)
     d = sub.add_parser("demo", help="generate a synthetic inbox and run the nightly flow on it")
     d.add_argument("--out", type=Path, default=Path("claimwatch-demo"), help="folder for inbox, warehouse and outputs")
-    d.add_argument("--scale", choices=["small", "medium", "large"], default="small")
-    d.add_argument("--seed", type=int, default=7)
+    d.add_argument("--scale", choices=["small", "medium", "large"], default="small", help=SCALE_HELP)
+    d.add_argument("--seed", type=int, default=7, help="seed of the synthetic district")
     g = sub.add_parser("generate", help="write a synthetic inbox and its ground truth")
     g.add_argument("--out", type=Path, required=True, help="the inbox folder to write (truth goes beside it)")
-    g.add_argument("--seed", type=int, default=7)
-    g.add_argument("--scale", choices=["small", "medium", "large"], default="small")
+    g.add_argument("--seed", type=int, default=7, help="seed of the synthetic district")
+    g.add_argument("--scale", choices=["small", "medium", "large"], default="small", help=SCALE_HELP)
     g.add_argument("--end-date", type=_date, default=None, help="last day covered (default 2026-10-31)")
     n = sub.add_parser("nightly", help="load new uploads, check, detect, sample, draft notices, report")
-    n.add_argument("--inbox", type=Path, required=True)
+    n.add_argument("--inbox", type=Path, required=True, help="folder holding uploads/ and reference/ (SPEC §1)")
     n.add_argument(
         "--db", type=Path, default=DEFAULT_DB, help=f"warehouse file (default {DEFAULT_DB}, or $CLAIMWATCH_DB)"
     )
