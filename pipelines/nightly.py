@@ -23,8 +23,9 @@ from pipelines import __version__
 from pipelines.cases.step import run_cases
 from pipelines.detect.step import run_detect
 from pipelines.ingest.hashing import HashAhead
-from pipelines.ingest.loader import IngestResult, ingest
+from pipelines.ingest.loader import ingest
 from pipelines.ingest.reference import ReferenceResult, load_references
+from pipelines.ingest.result import IngestResult
 from pipelines.notices.step import run_notices
 from pipelines.outputs.quarantine_files import write_send_back, write_warnings
 from pipelines.outputs.run_files import write_quarantine, write_summary

@@ -43,8 +43,8 @@ def test_many_small_batches_load_exactly_what_one_batch_per_table_loads(inbox_co
     one = _load(inbox_copy, tmp_path / "one.duckdb")
     monkeypatch.setattr(loader, "BATCH_BYTES", total // 10)
     batches = []
-    real_commit = loader._commit  # batches are read and checked ahead on worker threads, written here in order
-    monkeypatch.setattr(loader, "_commit", lambda c, p, *a: batches.append(p.table.name) or real_commit(c, p, *a))
+    real_commit = loader.commit  # batches are read and checked ahead on worker threads, written here in order
+    monkeypatch.setattr(loader, "commit", lambda c, p, *a: batches.append(p.table.name) or real_commit(c, p, *a))
     many = _load(inbox_copy, tmp_path / "many.duckdb")
     assert batches.count("fee") >= 5 and batches.count("setl") >= 2
     assert many["rows"] == one["rows"]

@@ -1,0 +1,38 @@
+"""What a night's ingest reports: files seen, loaded, unchanged, corrected and rejected, and rows per table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+TABLE_ORDER = ("setl", "fee")  # loaded in this order: a fee line needs its settlement
+
+
+@dataclass
+class RowCounts:
+    received: int = 0
+    loaded: int = 0
+    quarantined: int = 0
+    duplicate: int = 0
+
+    def add(self, other: RowCounts) -> None:
+        for k in ("received", "loaded", "quarantined", "duplicate"):
+            setattr(self, k, getattr(self, k) + getattr(other, k))
+
+
+@dataclass
+class IngestResult:
+    seen: int = 0
+    loaded: int = 0
+    unchanged: int = 0
+    corrected: int = 0
+    rejected: list[dict] = field(default_factory=list)
+    rows: dict[str, RowCounts] = field(default_factory=lambda: {t: RowCounts() for t in TABLE_ORDER})
+
+    def files_summary(self) -> dict:
+        return {
+            "seen": self.seen,
+            "loaded": self.loaded,
+            "unchanged": self.unchanged,
+            "corrected": self.corrected,
+            "rejected": self.rejected,
+        }
