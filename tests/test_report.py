@@ -113,3 +113,36 @@ def test_report_renders_without_optional_reference_lists(small_night, tmp_path, 
     con.close()
     path = render_report(data, summary, tmp_path)
     assert "医保基金智能监管报告" in path.read_text(encoding="utf-8")
+
+
+def test_weeks_the_window_covers_in_part_are_marked_as_such(small_night, tmp_path):
+    """A week at either end of the window holds fewer of its days: the report counts them, the chart stars the
+    week and the text under it says so, so that a short week does not read as a fall in findings."""
+    from dataclasses import replace
+    from datetime import date, timedelta
+
+    import polars as pl
+
+    from detectors.config import load as load_detector_config
+    from pipelines.detect.window import window_start
+    from pipelines.report.data import load_report_data
+    from pipelines.report.render import render_report
+
+    db, summary, _ = small_night
+    as_of = date.fromisoformat(summary["as_of"])
+    start = window_start(as_of, load_detector_config()["window"]["days"])
+    con = duckdb.connect(str(db), read_only=True)
+    data = load_report_data(con, summary["run_id"], as_of, summary["draw"]["draw_id"])
+    con.close()
+    weeks = data.weekly
+    assert weeks.height >= 3
+    for week, days in zip(weeks["week"], weeks["days"], strict=True):
+        expected = sum(start <= week + timedelta(days=i) <= as_of for i in range(7))
+        assert days == expected, (week, days, expected)
+    partial = weeks.filter(weeks["days"] < 7)
+    assert partial.height >= 1  # the small inbox's window does not start on a Monday and end on a Sunday
+    text = render_report(data, summary, tmp_path).read_text(encoding="utf-8")
+    for week, days in zip(partial["week"], partial["days"], strict=True):
+        assert f"{week:%m-%d} 起的一周只含 {days} 天" in text
+    whole = replace(data, weekly=weeks.with_columns(days=pl.lit(7, pl.Int64)))
+    assert "只含" not in render_report(whole, summary, tmp_path).read_text(encoding="utf-8")

@@ -76,20 +76,28 @@ def _png(fig) -> bytes:
 
 
 def weekly(frame: pl.DataFrame) -> bytes:
-    """Flagged visits (bars) and amount at issue (line) by week. `frame`: week, visits, amount."""
+    """Flagged visits (bars) and amount at issue (line) by week. `frame`: week, visits, amount, days (of the
+    window in that week). A week the window covers only in part is drawn pale and starred (the report says
+    why under the chart), so that it does not read as a fall; the amount's axis starts at zero for the same
+    reason."""
     fig, ax = _figure()
-    labels = [f"{d:%m-%d}" for d in frame["week"]]
-    ax.bar(labels, frame["visits"], color="#1f4e79", label="疑点人次")
+    partial = [d < 7 for d in frame["days"]]
+    labels = [f"{w:%m-%d}" + ("*" if p else "") for w, p in zip(frame["week"], partial, strict=True)]
+    colors = ["#a9bdd1" if p else "#1f4e79" for p in partial]
+    ax.bar(labels, frame["visits"], color=colors, label="疑点人次")
     ax.set_ylabel("疑点人次")
     ax2 = ax.twinx()
     ax2.plot(labels, frame["amount"] / 10000, color="#c0504d", marker="o", label="涉及金额(万元)")
     ax2.set_ylabel("涉及金额(万元)")
+    ax2.set_ylim(bottom=0, top=ax2.get_ylim()[1] * 1.05)
     ax2.grid(False)
-    ax.set_title("按周疑点人次与金额(周一起)")
+    ax.set_title("按周疑点人次与金额(周一起)", pad=24)
     ax.tick_params(axis="x", rotation=45)
     lines = ax.get_legend_handles_labels()
     lines2 = ax2.get_legend_handles_labels()
-    ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], loc="upper left")
+    ax.legend(
+        lines[0] + lines2[0], lines[1] + lines2[1], loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, frameon=False
+    )
     return _png(fig)
 
 

@@ -10,8 +10,10 @@ from datetime import date
 import duckdb
 import polars as pl
 
+from detectors.config import load as load_detector_config
 from pipelines.cases.lifecycle import load as load_case_config
 from pipelines.cases.store import cases, rectifications
+from pipelines.detect.window import window_start
 from pipelines.targeting.outcomes import rates
 from pipelines.warehouse.schema import has_table, ref_table
 
@@ -22,7 +24,7 @@ KIND = "CASE {col} WHEN '2' THEN '定点零售药店' ELSE '定点医疗机构' 
 class ReportData:
     as_of: date
     intake: pl.DataFrame  # per institution: files, rows loaded / quarantined / duplicate
-    weekly: pl.DataFrame  # week, visits, amount
+    weekly: pl.DataFrame  # week, visits, amount, days (of the window in that week: fewer than 7 at its ends)
     top: pl.DataFrame  # top institutions by risk
     mix: pl.DataFrame  # source_name, result_type, visits, amount
     regions: pl.DataFrame  # region, kind, institutions, flagged visits, amount
@@ -62,6 +64,15 @@ def load_report_data(
            FROM v GROUP BY ALL ORDER BY week""",
         params=[run_id],
     ).pl()
+    # the window's first and last weeks may hold fewer than 7 of its days: the chart must not read as a fall
+    start = window_start(as_of, load_detector_config()["window"]["days"])
+    weekly = weekly.with_columns(
+        days=(
+            pl.min_horizontal(pl.col("week") + pl.duration(days=6), pl.lit(as_of))
+            - pl.max_horizontal(pl.col("week"), pl.lit(start))
+        ).dt.total_days()
+        + 1
+    )
     top = con.sql(
         f"""SELECT s.fixmedins_code, i.fixmedins_name, {KIND.format(col="s.fixmedins_type")} AS kind, s.region,
                   s.risk_score, s.flagged_visits, s.flagged_amount, s.top_reasons,

@@ -40,6 +40,10 @@ def context(d: ReportData, summary: dict) -> dict:
     charts_b64 = {}
     if d.weekly.height:
         charts_b64["weekly"] = _b64(charts.weekly(d.weekly))
+    partial_weeks = [
+        f"{r['week']:%m-%d} 起的一周只含 {r['days']} 天"
+        for r in d.weekly.filter(pl.col("days") < 7).iter_rows(named=True)
+    ]
     if d.top.height:
         charts_b64["top"] = _b64(
             charts.top_institutions(
@@ -109,6 +113,7 @@ def context(d: ReportData, summary: dict) -> dict:
         ],
         "intake_more": d.intake.height - shown.height,
         "charts": charts_b64,
+        "partial_weeks": partial_weeks,
         "top": [
             {
                 **r,
