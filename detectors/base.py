@@ -30,6 +30,16 @@ CLEAR = "明确违规"
 SUSPECT = "可疑"
 
 
+def yuan_text(amount: pl.Expr) -> pl.Expr:
+    """An amount in yuan as a reason writes it: two decimals, thousands separated ("21,837.40")."""
+    cents = (amount * 100).round(0).cast(pl.Int64)
+    whole = (cents.abs() // 100).cast(pl.String)
+    # commas every three digits from the right: reversed, a comma after each full group, reversed back
+    grouped = whole.str.reverse().str.replace_all(r"(\d{3})", "${1},").str.strip_chars_end(",").str.reverse()
+    sign = pl.when(cents < 0).then(pl.lit("-")).otherwise(pl.lit(""))
+    return pl.concat_str([sign, grouped, pl.lit("."), (cents.abs() % 100).cast(pl.String).str.zfill(2)])
+
+
 def empty_findings() -> pl.DataFrame:
     return pl.DataFrame(schema=FINDING_SCHEMA)
 

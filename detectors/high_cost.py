@@ -17,6 +17,7 @@ from detectors.base import (
     empty_findings,
     squash,
     visit_where,
+    yuan_text,
 )
 from detectors.peer_stats import apply_baselines, fit_baselines, robust_z
 
@@ -115,9 +116,9 @@ class HighCostDetector(BaseDetector):
         )
         reason = pl.format(
             "次均费用{}元, 为{}中位数{}元的{}倍",
-            pl.col(v).round(2),
+            yuan_text(pl.col(v)),
             level,
-            pl.col(f"{v}_median").round(2),
+            yuan_text(pl.col(f"{v}_median")),
             pl.col("_ratio").round(1),
         )
         reason = (

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from detectors.base import CLEAR, squash
+from detectors.base import CLEAR, squash, yuan_text
 
 
 def visit_scores(findings: pl.DataFrame, visits: pl.DataFrame) -> pl.DataFrame:
@@ -35,9 +35,7 @@ def top_reasons(findings: pl.DataFrame, n: int) -> pl.DataFrame:
         pl.col("setl_id").n_unique().alias("visits"), pl.col("amount").sum().alias("amount")
     )
     per = per.sort("amount", descending=True).with_columns(
-        text=pl.format(
-            "{}{}人次, 涉及{}元", pl.col("source_name"), pl.col("visits"), pl.col("amount").round(2).cast(pl.String)
-        )
+        text=pl.format("{}{}人次, 涉及{}元", pl.col("source_name"), pl.col("visits"), yuan_text(pl.col("amount")))
     )
     return per.group_by("fixmedins_code").agg(pl.col("text").head(n).str.join("; ").alias("top_reasons"))
 

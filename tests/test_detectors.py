@@ -151,3 +151,20 @@ def test_isolation_forest_scores_repeated_rows_as_the_model_scores_each_row():
     shuffled = X[rng.permutation(len(X))]
     for rows in (X, shuffled, X[:1]):
         assert np.array_equal(det.decision_function(rows), det.model_.decision_function(rows))
+
+
+def test_isolation_findings_rank_the_visit_within_its_window_and_name_the_feature():
+    from detectors.config import load
+    from detectors.isolation import run
+
+    rng = np.random.default_rng(3)
+    v = _visits(400, rng, n_lines=rng.integers(3, 8, 400))
+    far = {"medfee_sumamt": 9000.0, "drug_amt": 5000.0, "exam_amt": 4000.0}  # planted far out in three features
+    v = v.with_columns(
+        pl.when(pl.col("setl_id") == "S7").then(pl.lit(x)).otherwise(pl.col(c)).alias(c) for c, x in far.items()
+    )
+    found = run(v, load()).sort("score", descending=True)
+    assert found["setl_id"][0] == "S7"
+    # the most anomalous visit of its window is above 99.9% of it, never "above 100%" of a window it is in
+    assert found["reason"][0].startswith("孤立森林模型判定异常(高于99.9%的就诊), 主要偏离: "), found["reason"][0]
+    assert not found["reason"].str.contains("高于100").any()

@@ -83,7 +83,7 @@ def one(df: pl.DataFrame) -> dict:
 def test_dup_same_item():
     r = one(run("dup_same_item", [line("1", "S1", "B", 25), line("2", "S1", "B", 25), line("3", "S2", "B", 25)]))
     assert r["setl_id"] == "S1" and r["amount"] == 25
-    assert r["reason"] == "血常规同一时间重复收费2次, 涉及金额25.0元"
+    assert r["reason"] == "血常规同一时间重复收费2次, 涉及金额25.00元"
 
 
 def test_dup_pair_inside_and_outside_the_window():
@@ -102,7 +102,7 @@ def test_dup_pair_inside_and_outside_the_window():
 
 def test_over_ceiling():
     r = one(run("over_ceiling", [line("1", "S1", "A", 15.5, 2), line("2", "S2", "A", 12)], tolerance=0.005))
-    assert r["amount"] == 7.0 and r["reason"] == "诊察费单价15.5元超过限价12.0元, 超收7.0元"
+    assert r["amount"] == 7.0 and r["reason"] == "诊察费单价15.50元超过限价12.00元, 超收7.00元"
 
 
 def test_gender_and_age_restricted():
@@ -235,3 +235,22 @@ def test_rules_file_is_complete_and_every_rule_runs():
     found = run_rules(RuleInputs(frame, visits, CATALOG, PAIRS))
     assert found["source"].to_list() == ["PRICE_OVER_CEILING"]
     assert found["result_type"][0] == "明确违规" and found["score"][0] == 1.0
+
+
+def test_amounts_in_reasons_are_written_as_people_write_money():
+    from detectors.base import yuan_text
+
+    amounts = [0.0, 0.004, 7.0, 15.5, 999.99, 1000.0, 21837.4, 1234567.891, -12.5, None]
+    got = pl.DataFrame({"a": amounts}, schema={"a": pl.Float64}).select(t=yuan_text(pl.col("a")))["t"].to_list()
+    assert got == [
+        "0.00",
+        "0.00",
+        "7.00",
+        "15.50",
+        "999.99",
+        "1,000.00",
+        "21,837.40",
+        "1,234,567.89",
+        "-12.50",
+        None,
+    ]

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from detectors.base import yuan_text
+
 GENDER = {"1": "男", "2": "女"}
 CATALOG_TYPES = {
     "lmt_gend": pl.String,
@@ -69,10 +71,6 @@ def _with_catalog(inp: RuleInputs, *cols: str) -> pl.DataFrame:
     return inp.lines.join(inp.catalog.select("med_list_codg", *cols), on="med_list_codg", how="inner")
 
 
-def _yuan(expr: pl.Expr) -> pl.Expr:
-    return expr.round(2).cast(pl.String)
-
-
 def dup_same_item(inp: RuleInputs, params: dict) -> pl.DataFrame:
     keys = ["setl_id", "med_list_codg", "fee_ocur_time", "pric", "cnt"]
     # hash the lines once; only the repeated ones are grouped and joined into evidence
@@ -93,7 +91,10 @@ def dup_same_item(inp: RuleInputs, params: dict) -> pl.DataFrame:
             "amount",
             "evidence",
             reason=pl.format(
-                "{}同一时间重复收费{}次, 涉及金额{}元", pl.col("med_list_name"), pl.col("n"), _yuan(pl.col("amount"))
+                "{}同一时间重复收费{}次, 涉及金额{}元",
+                pl.col("med_list_name"),
+                pl.col("n"),
+                yuan_text(pl.col("amount")),
             ),
         )
     )
@@ -144,7 +145,7 @@ def dup_pair(inp: RuleInputs, params: dict) -> pl.DataFrame:
         pl.col("sub_name"),
         pl.col("window").replace_strict(_WINDOW_ZH, default=""),
         pl.col("note").fill_null("主项目已包含子项目"),
-        _yuan(pl.col("amt")),
+        yuan_text(pl.col("amt")),
     )
 
 
@@ -157,9 +158,9 @@ def over_ceiling(inp: RuleInputs, params: dict) -> pl.DataFrame:
         pl.col("amount"),
         "{}单价{}元超过限价{}元, 超收{}元",
         pl.col("med_list_name"),
-        _yuan(pl.col("pric")),
-        _yuan(pl.col("pric_uplmt_amt")),
-        _yuan(pl.col("amount")),
+        yuan_text(pl.col("pric")),
+        yuan_text(pl.col("pric_uplmt_amt")),
+        yuan_text(pl.col("amount")),
     )
 
 
@@ -175,7 +176,7 @@ def gender_restricted(inp: RuleInputs, params: dict) -> pl.DataFrame:
         pl.col("med_list_name"),
         pl.col("lmt_gend").replace_strict(GENDER, default="?"),
         pl.col("gend").replace_strict(GENDER, default="?"),
-        _yuan(pl.col("amt")),
+        yuan_text(pl.col("amt")),
     )
 
 
@@ -199,7 +200,7 @@ def age_restricted(inp: RuleInputs, params: dict) -> pl.DataFrame:
         pl.col("med_list_name"),
         limit,
         pl.col("age"),
-        _yuan(pl.col("amt")),
+        yuan_text(pl.col("amt")),
     )
 
 
@@ -239,7 +240,7 @@ def over_daily_count(inp: RuleInputs, params: dict) -> pl.DataFrame:
                 pl.col("med_list_name"),
                 pl.col("cnt").round(0).cast(pl.Int64),
                 pl.col("max_cnt_per_day").round(0).cast(pl.Int64),
-                _yuan(pl.col("amount")),
+                yuan_text(pl.col("amount")),
             ),
         )
     )
@@ -294,7 +295,7 @@ def over_supply_days(inp: RuleInputs, params: dict) -> pl.DataFrame:
         pl.col("med_list_name"),
         pl.col("prd_days"),
         pl.col("max_prd_days"),
-        _yuan(pl.col("amount")),
+        yuan_text(pl.col("amount")),
     )
 
 
@@ -322,7 +323,7 @@ def early_refill(inp: RuleInputs, params: dict) -> pl.DataFrame:
         pl.col("prev_day"),
         pl.col("left"),
         pl.col("prd_days"),
-        _yuan(pl.col("amount")),
+        yuan_text(pl.col("amount")),
     )
 
 
@@ -380,7 +381,7 @@ def idle_bed(inp: RuleInputs, params: dict) -> pl.DataFrame:
             pl.col("n"),
             pl.col("first"),
             pl.col("last"),
-            _yuan(pl.col("amount")),
+            yuan_text(pl.col("amount")),
         ),
     )
 
@@ -417,7 +418,7 @@ def trace_code_reuse(inp: RuleInputs, params: dict) -> pl.DataFrame:
         pl.col("first_time").dt.date(),
         pl.col("first_inst"),
         pl.col("first_setl"),
-        _yuan(pl.col("amt")),
+        yuan_text(pl.col("amt")),
     )
 
 
