@@ -158,6 +158,9 @@ def test_notice_totals_equal_the_evidence(small_night):
         d = Document(path)
         facts = next(t for t in d.tables if t.rows[0].cells[1].text == "违约情形" and t.rows[0].cells[2].text == "人次")
         fact_total = sum(Decimal(r.cells[3].text.replace(",", "")) for r in facts.rows[1:])
+        for r in facts.rows[1:]:  # example settlements one per line, each with its date
+            examples = r.cells[5].text.split("\n")
+            assert all(re.fullmatch(r"\S+ \(\d\d-\d\d\)", e) for e in examples), examples
         appendix = d.tables[-1]
         lines = {int(r.cells[0].text): Decimal(r.cells[6].text.replace(",", "")) for r in appendix.rows[1:]}
         text = docx_text(path)

@@ -96,7 +96,7 @@ def compose(n: NoticeInputs, cfg: dict) -> dict:
             pl.format("{} ({})", "setl_id", pl.col("occurred_on").dt.strftime("%m-%d"))
             .unique(maintain_order=True)
             .head(doc["examples_per_fact"])
-            .str.join("、")
+            .str.join("\n")  # one per line (a line break in Word): an example split at its date's hyphen misreads
             .alias("examples"),
         )
         .sort(["fen", "source"], descending=[True, False])
