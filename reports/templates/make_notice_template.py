@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from docx import Document
+from docx.enum.section import WD_ORIENT, WD_SECTION
 from docx.enum.table import WD_TABLE_ALIGNMENT
 from docx.enum.text import WD_ALIGN_PARAGRAPH, WD_BREAK
 from docx.oxml.ns import qn
@@ -36,7 +37,7 @@ def para(doc, text: str = "", size: float = 12, bold: bool = False, align=None, 
     return p
 
 
-def table(doc, headers: list[str], row: list[str], widths: list[float], loop: str | None = None):
+def table(doc, headers: list[str], row: list[str], widths: list[float], loop: str | None = None, size: float = 10.5):
     """A table with a header row and one templated row (repeated by `{%tr for %}` when `loop` is given)."""
     blank = [""] * (len(headers) - 1)
     rows = [headers, [f"{{%tr for {loop} %}}", *blank], row, ["{%tr endfor %}", *blank]] if loop else [headers, row]
@@ -46,7 +47,7 @@ def table(doc, headers: list[str], row: list[str], widths: list[float], loop: st
     for r, values in enumerate(rows):
         for c, text in enumerate(values):
             p = t.cell(r, c).paragraphs[0]
-            _font(p.add_run(text), BODY_FONT, 10.5, bold=(r == 0))
+            _font(p.add_run(text), BODY_FONT, size, bold=(r == 0))
     fix_widths(t, widths)
     return t
 
@@ -203,8 +204,11 @@ def build(path: Path) -> None:
         12,
     )
 
-    # appendix: the evidence lines (all of them, or the largest when there are many; the workbook has all)
-    doc.add_paragraph().add_run().add_break(WD_BREAK.PAGE)
+    # appendix: the evidence lines (all of them, or the largest when there are many; the workbook has all), on
+    # landscape pages: eight columns of ids, dates and reasons do not fit the width of a portrait page
+    wide = doc.add_section(WD_SECTION.NEW_PAGE)
+    wide.orientation = WD_ORIENT.LANDSCAPE
+    wide.page_width, wide.page_height = Cm(29.7), Cm(21.0)
     para(doc, "附件　违约事实明细表", 14, True, WD_ALIGN_PARAGRAPH.CENTER, font=TITLE_FONT)
     para(doc, "{{ name }}（{{ code }}）　{{ doc_no }}", 10.5, align=WD_ALIGN_PARAGRAPH.CENTER)
     table(
@@ -220,8 +224,9 @@ def build(path: Path) -> None:
             "{{ e.amount }}",
             "{{ e.reason }}",
         ],
-        [1.3, 2.1, 2.8, 1.9, 2.6, 1.2, 1.8, 3.0],
+        [1.3, 2.4, 4.1, 2.4, 4.4, 1.3, 2.1, 6.9],
         loop="e in appendix",
+        size=9,
     )
     para(doc, "合计：{{ evidence_rows }} 条，{{ total_amount }} 元。{{ appendix_note }}", 10.5)
     doc.save(path)
