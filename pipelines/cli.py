@@ -36,9 +36,7 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line, not usage + error
         self.exit(
             2,
-            f"claimwatch: error: {message} (see `claimwatch {self.prog.split()[-1]} --help`)\n"
-            if " " in self.prog
-            else f"claimwatch: error: {message} (see `claimwatch --help`)\n",
+            f"claimwatch: error: {message} (see `{self.prog} --help`)\n",
         )
 
 
@@ -151,11 +149,12 @@ def _print_summary(s: dict, out: Path, db: Path) -> None:
 
 
 def cmd_generate(args) -> None:
-    from pipelines.synth.generate import DEFAULT_END, generate
+    from pipelines.synth.generate import DEFAULT_END, NotSynthetic, generate
 
-    if args.out.exists() and any(args.out.iterdir()) and not (args.out / "uploads").is_dir():
-        raise UserError(f"{args.out} exists and is not a claimwatch inbox; choose an empty or new folder")
-    g = generate(args.out, seed=args.seed, scale=args.scale, end=args.end_date or DEFAULT_END)
+    try:
+        g = generate(args.out, seed=args.seed, scale=args.scale, end=args.end_date or DEFAULT_END)
+    except NotSynthetic as e:
+        raise UserError(str(e)) from None
     print(
         f"claimwatch generate: {g.files} upload files ({g.setl_rows:,} visits, {g.fee_rows:,} fee lines) "
         f"in {g.inbox}/; {g.anomalous_institutions} anomalous institutions, {g.labelled_visits:,} labelled visits; "
@@ -238,10 +237,14 @@ def cmd_draws(args) -> None:
 def cmd_demo(args) -> None:
     from pipelines.synth.audits import audit_outcomes
     from pipelines.synth.follow_through import follow_through
-    from pipelines.synth.generate import generate
+    from pipelines.synth.generate import NotSynthetic, check_replaceable, generate, truth_dir
 
     out = args.out
     inbox = out / "inbox"
+    try:  # the demo replaces its inbox, warehouse and outputs: never in a folder an earlier demo did not write
+        check_replaceable(out, truth_dir(inbox), "`claimwatch demo`")
+    except NotSynthetic as e:
+        raise UserError(str(e)) from None
     print(f"claimwatch demo: generating a {args.scale} synthetic district in {inbox} …", flush=True)
     g = generate(inbox, seed=args.seed, scale=args.scale)
     print(f"  {g.files} upload files, {g.setl_rows:,} visits, {g.fee_rows:,} fee lines; truth in {g.truth}")

@@ -129,3 +129,32 @@ def test_the_read_only_connection_of_a_command_can_be_interrupted_from_another_t
     con.close()
     assert not worker.is_alive() and outcome and outcome[0] is not None
     assert "interrupt" in str(outcome[0]).lower()
+
+
+def test_generate_and_demo_never_replace_a_folder_they_did_not_write(tmp_path):
+    real = tmp_path / "bureau"
+    (real / "inbox" / "uploads").mkdir(parents=True)
+    upload = real / "inbox" / "uploads" / "H13030200001_20261001_setl.csv"
+    upload.write_text("a real upload\n", encoding="utf-8")
+    (real / "warehouse.duckdb").write_bytes(b"the real warehouse")
+    for args in (("generate", "--out", str(real / "inbox")), ("demo", "--out", str(real))):
+        r = cli(*args)
+        assert r.returncode == 2 and "not replaced" in r.stderr and "Traceback" not in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1
+    assert upload.read_text(encoding="utf-8") == "a real upload\n"
+    assert (real / "warehouse.duckdb").read_bytes() == b"the real warehouse"
+    # its own earlier output is replaced
+    ours = tmp_path / "synthetic"
+    assert cli("generate", "--out", str(ours), "--seed", "3").returncode == 0
+    (ours / "uploads" / "extra.csv").write_text("x", encoding="utf-8")
+    assert cli("generate", "--out", str(ours), "--seed", "3").returncode == 0
+    assert not (ours / "uploads" / "extra.csv").exists()
+
+
+def test_case_commands_take_the_warehouse_before_or_after_the_action(tmp_path):
+    missing = str(tmp_path / "none.duckdb")
+    for args in (("cases", "--db", missing, "list"), ("cases", "list", "--db", missing)):
+        r = cli(*args)
+        assert r.returncode == 2 and f"no warehouse at {missing}" in r.stderr, r.stderr
+    r = cli("cases", "show")
+    assert r.returncode == 2 and "see `claimwatch cases show --help`" in r.stderr

@@ -26,7 +26,10 @@ def add_parser(sub, default_db: Path) -> None:
     c = sub.add_parser("cases", help="case management: list, show, advance, rectification, import audit outcomes")
     c.add_argument("--db", type=Path, default=default_db, help=f"warehouse file (default {default_db})")
     cs = c.add_subparsers(dest="action", required=True)
-    ls = cs.add_parser("list", help="cases with their status (open ones unless --all)")
+    # --db after the action too (`claimwatch cases list --db W`), where users put it; given there, it wins
+    db = argparse.ArgumentParser(add_help=False)
+    db.add_argument("--db", type=Path, default=argparse.SUPPRESS, help=f"warehouse file (default {default_db})")
+    ls = cs.add_parser("list", parents=[db], help="cases with their status (open ones unless --all)")
     ls.add_argument("--institution", default=None)
     ls.add_argument("--status", default=None, help="e.g. 初审")
     ls.add_argument("--inspector", default=None, help="inspector id or name")
@@ -35,19 +38,23 @@ def add_parser(sub, default_db: Path) -> None:
     ls.add_argument(
         "--as-of", type=date.fromisoformat, default=None, help="judge deadlines on this day (default today)"
     )
-    sh = cs.add_parser("show", help="one case and its history")
+    sh = cs.add_parser("show", parents=[db], help="one case and its history")
     sh.add_argument("case_id")
-    adv = cs.add_parser("advance", help="move a case to its next status")
+    adv = cs.add_parser("advance", parents=[db], help="move a case to its next status")
     adv.add_argument("case_id")
     adv.add_argument("--to", required=True, help="the new status, e.g. 复审")
     adv.add_argument("--by", required=True, help="who decides")
     adv.add_argument("--note", required=True, help="why")
-    rc = cs.add_parser("rectification", help="record an institution's rectification report or its assessment")
+    rc = cs.add_parser(
+        "rectification", parents=[db], help="record an institution's rectification report or its assessment"
+    )
     rc.add_argument("rect_id")
     rc.add_argument("--event", required=True, choices=["report_received", "accepted", "failed"])
     rc.add_argument("--by", required=True)
     rc.add_argument("--note", default="")
-    im = cs.add_parser("import-outcomes", help="merge an audit_outcomes.csv (SPEC §1.4) into the warehouse")
+    im = cs.add_parser(
+        "import-outcomes", parents=[db], help="merge an audit_outcomes.csv (SPEC §1.4) into the warehouse"
+    )
     im.add_argument("file", type=Path)
 
 

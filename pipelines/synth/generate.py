@@ -118,10 +118,24 @@ def reference(rng: np.random.Generator, inst: pl.DataFrame, outdir: Path, end: d
     ).write_csv(outdir / "complaints.csv")
 
 
+class NotSynthetic(ValueError):
+    """A folder holding files the generator did not write: it is never replaced."""
+
+
+def check_replaceable(folder: Path, marker: Path, what: str) -> None:
+    """Refuse to replace `folder` unless it is new, empty, or was written by claimwatch (`marker` exists)."""
+    if folder.exists() and any(folder.iterdir()) and not marker.exists():
+        raise NotSynthetic(
+            f"{folder} holds files that {what} did not write, so it is not replaced: choose an empty or new folder"
+        )
+
+
 def generate(out: Path, seed: int = 7, scale: str = "small", end: date = DEFAULT_END, progress=None) -> Generated:
-    """Write the inbox at `out` and its truth at `out.truth`; both are replaced if they exist."""
+    """Write the inbox at `out` and its truth at `out.truth`. Both are replaced if an earlier `generate` wrote them;
+    a folder with other files (a real inbox) raises NotSynthetic and is left as it is."""
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}; choose one of {', '.join(SCALES)}")
+    check_replaceable(out, truth_dir(out), "`claimwatch generate`")
     say = progress or (lambda msg: None)
     sc = SCALES[scale]
     rng = np.random.default_rng(seed)
