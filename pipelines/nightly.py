@@ -27,6 +27,7 @@ from pipelines.ingest.loader import ingest
 from pipelines.ingest.reference import ReferenceResult, load_references
 from pipelines.ingest.result import IngestResult
 from pipelines.notices.step import run_notices
+from pipelines.outputs.publish import discard, publish, run_folder
 from pipelines.outputs.quarantine_files import write_send_back, write_warnings
 from pipelines.outputs.run_files import write_quarantine, write_summary
 from pipelines.outputs.safe_text import private_tree, write_csv
@@ -58,6 +59,7 @@ class RunContext:
     params: NightlyParams
     run_id: str
     stage: Path  # the staging copy of the warehouse this run writes
+    out: Path  # the folder this run writes its outputs into; published into params.out when it completes
     progress: Progress = QUIET
     as_of: date | None = None
     reference: ReferenceResult | None = None
@@ -102,17 +104,17 @@ def step_ingest(ctx: RunContext) -> None:
 
 def step_detect(ctx: RunContext) -> None:
     with ctx.connect() as con:
-        ctx.detection = run_detect(con, ctx.run_id, ctx.as_of, ctx.params.out)
+        ctx.detection = run_detect(con, ctx.run_id, ctx.as_of, ctx.out)
 
 
 def step_target(ctx: RunContext) -> None:
     with ctx.connect() as con:
         ctx.draw = run_targeting(con, ctx.run_id, ctx.as_of, ctx.params.seed, ctx.params.targeting)
-        write_sampling_files(con, ctx.draw["draw_id"], ctx.params.out)
+        write_sampling_files(con, ctx.draw["draw_id"], ctx.out)
         estimates, rates = run_estimates(con, ctx.run_id)
     if estimates.height or rates.height:
-        write_csv(estimates, ctx.params.out / "overpayment_estimates.csv")
-        write_csv(rates, ctx.params.out / "confirmation_rates.csv")
+        write_csv(estimates, ctx.out / "overpayment_estimates.csv")
+        write_csv(rates, ctx.out / "confirmation_rates.csv")
     ctx.outcomes = {
         "institutions_estimated": estimates.height,
         "estimated_overpayment_lower": round(float(estimates["lower"].sum()), 2),
@@ -123,27 +125,27 @@ def step_target(ctx: RunContext) -> None:
 
 def step_notices(ctx: RunContext) -> None:
     with ctx.connect() as con:
-        ctx.notices = run_notices(con, ctx.run_id, ctx.as_of, ctx.draw["draw_id"], ctx.params.out)
+        ctx.notices = run_notices(con, ctx.run_id, ctx.as_of, ctx.draw["draw_id"], ctx.out)
 
 
 def step_cases(ctx: RunContext) -> None:
     with ctx.connect() as con:
-        ctx.cases = run_cases(con, ctx.run_id, ctx.as_of, ctx.draw.get("draw_id"), ctx.notices, ctx.params.out)
+        ctx.cases = run_cases(con, ctx.run_id, ctx.as_of, ctx.draw.get("draw_id"), ctx.notices, ctx.out)
 
 
 def step_outputs(ctx: RunContext) -> None:
     with ctx.connect() as con:
-        write_quarantine(con, ctx.run_id, ctx.params.out)
-        ctx.send_back = write_send_back(con, ctx.run_id, ctx.params.out)
-        ctx.warnings = write_warnings(con, ctx.run_id, ctx.params.out)
+        write_quarantine(con, ctx.run_id, ctx.out)
+        ctx.send_back = write_send_back(con, ctx.run_id, ctx.out)
+        ctx.warnings = write_warnings(con, ctx.run_id, ctx.out)
     ctx.validator.build_docs()
 
 
 def step_report(ctx: RunContext) -> None:
     with ctx.connect() as con:
         data = load_report_data(con, ctx.run_id, ctx.as_of, ctx.draw.get("draw_id"))
-    render_report(data, summary_of(ctx, "completed"), ctx.params.out)
-    private_tree(ctx.params.out)
+    render_report(data, summary_of(ctx, "completed"), ctx.out)
+    private_tree(ctx.out)
 
 
 STEPS: list[tuple[str, Step]] = [
@@ -189,7 +191,7 @@ def summary_of(ctx: RunContext, status: str, error: str | None = None) -> dict:
         "contract": {
             "warnings": ctx.warnings,
             "send_back_files": len(ctx.send_back),
-            "data_docs": str(d.relative_to(ctx.params.out)) if (d := ctx.validator.docs_index()) else None,
+            "data_docs": str(d.relative_to(ctx.out)) if (d := ctx.validator.docs_index()) else None,
             # GX validation time (after GX's import, which the reference step waits for) and rows, per table
             "validation_s": {k: round(v, 3) for k, v in ctx.validator.seconds.items()},
             "validated_rows": dict(ctx.validator.rows),
@@ -198,15 +200,18 @@ def summary_of(ctx: RunContext, status: str, error: str | None = None) -> dict:
             "folder": str(ctx.params.out.resolve()),
             "files": sorted(
                 p.name if p.is_file() else f"{p.name}/ ({sum(1 for _ in p.rglob('*') if _.is_file())} files)"
-                for p in ctx.params.out.iterdir()
+                for p in ctx.out.iterdir()
                 if p.name not in ("run_summary.json", "data_docs")
-            ),
+            )
+            if status == "completed"
+            else [],  # a failed run publishes nothing but its summary
         },
     }
 
 
 def run_nightly(params: NightlyParams, runner: Runner = run_directly, progress: Progress = QUIET) -> dict:
-    """Run every step; publish the warehouse and return the summary, or raise with the warehouse untouched."""
+    """Run every step; publish the warehouse, then the outputs, and return the summary; or raise with the warehouse
+    and the previous run's outputs untouched (the summary says why)."""
     if not (params.inbox / "uploads").is_dir() and not (params.inbox / "reference").is_dir():
         raise RunInputError(f"{params.inbox} is not an inbox: expected an uploads/ and/or reference/ folder in it")
     params.out.mkdir(parents=True, exist_ok=True)
@@ -215,8 +220,10 @@ def run_nightly(params: NightlyParams, runner: Runner = run_directly, progress: 
     ctx: RunContext | None = None
     try:
         with write_session(params.db) as stage:
+            work = run_folder(params.out, run_id)
+            work.mkdir(mode=0o700)
             ctx = RunContext(
-                params, run_id, stage, progress, validator=ContractValidator(docs_dir=params.out / "data_docs")
+                params, run_id, stage, work, progress, validator=ContractValidator(docs_dir=work / "data_docs")
             )
             ctx.validator.warm_up()
             with ctx.connect() as con:
@@ -235,11 +242,13 @@ def run_nightly(params: NightlyParams, runner: Runner = run_directly, progress: 
                 )
     except BaseException as e:
         if ctx is not None:
+            discard(ctx.out)
             write_summary(summary_of(ctx, "failed", f"{type(e).__name__}: {e}"), params.out)
         raise
     finally:
         if ctx is not None:
             ctx.hashes.close()
         progress.done()
+    publish(ctx.out, params.out)
     write_summary(summary, params.out)
     return summary
