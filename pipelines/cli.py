@@ -337,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from pipelines.cases.commands import CaseError
     from pipelines.nightly import RunInputError
-    from pipelines.warehouse.session import WarehouseBusy
+    from pipelines.warehouse.session import NotAWarehouse, WarehouseBusy
 
     try:
         {"demo": cmd_demo, "generate": cmd_generate, "nightly": cmd_nightly, "draws": cmd_draws, "cases": cmd_cases}[
@@ -346,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except KeyboardInterrupt:
         return _interrupted()
-    except (UserError, RunInputError, WarehouseBusy, CaseError) as e:
+    except (UserError, RunInputError, WarehouseBusy, NotAWarehouse, CaseError) as e:
         print(f"claimwatch: error: {e}", file=sys.stderr)
         return 2
     except Exception as e:

@@ -158,3 +158,25 @@ def test_case_commands_take_the_warehouse_before_or_after_the_action(tmp_path):
         assert r.returncode == 2 and f"no warehouse at {missing}" in r.stderr, r.stderr
     r = cli("cases", "show")
     assert r.returncode == 2 and "see `claimwatch cases show --help`" in r.stderr
+
+
+def test_a_database_claimwatch_did_not_create_is_never_written(tmp_path):
+    import duckdb
+
+    from tests.helpers import make_inbox
+
+    inbox = make_inbox(tmp_path / "inbox", {})
+    text = tmp_path / "notes.duckdb"
+    text.write_text("not a database", encoding="utf-8")
+    other = tmp_path / "hr.duckdb"
+    con = duckdb.connect(str(other))
+    con.execute("CREATE TABLE staff (name VARCHAR)")
+    con.close()
+    before = other.read_bytes()
+    for db, says in ((text, "is not a DuckDB database"), (other, "claimwatch did not create (tables staff)")):
+        for args in (("nightly", "--inbox", str(inbox), "--out", str(tmp_path / "o")), ("cases", "list")):
+            r = cli(*args, "--db", str(db))
+            assert r.returncode == 2 and says in r.stderr and "Traceback" not in r.stderr, r.stderr
+            assert len(r.stderr.strip().splitlines()) == 1
+    assert text.read_text(encoding="utf-8") == "not a database" and other.read_bytes() == before
+    assert not list(tmp_path.glob(".*.staging*"))

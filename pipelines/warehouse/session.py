@@ -57,6 +57,30 @@ class WarehouseBusy(RuntimeError):
     """Another run holds the warehouse."""
 
 
+class NotAWarehouse(RuntimeError):
+    """`--db` names a file that is not claimwatch's warehouse: it is never written."""
+
+
+def _open_checked(path: Path, db: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """A connection to `path` (the warehouse `db` or its staging copy), if it is a warehouse claimwatch made or
+    a new one; another application's DuckDB database, or a file that is not one, raises NotAWarehouse."""
+    try:
+        con = duckdb.connect(str(path), read_only=read_only)
+    except duckdb.IOException as e:
+        if "not a valid DuckDB database" not in str(e):
+            raise
+        raise NotAWarehouse(f"{db} is not a DuckDB database: give --db claimwatch's warehouse or a new file") from None
+    tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE NOT temporary").fetchall()}
+    if tables and not tables & {"manifest", "warehouse_meta"}:
+        con.close()
+        shown = ", ".join(sorted(tables)[:5]) + (", …" if len(tables) > 5 else "")
+        raise NotAWarehouse(
+            f"{db} is a DuckDB database claimwatch did not create (tables {shown}): give --db claimwatch's "
+            "warehouse or a new file"
+        )
+    return con
+
+
 def staging_path(db: Path) -> Path:
     return db.parent / f".{db.name}.staging"
 
@@ -91,7 +115,11 @@ def write_session(db: Path) -> Iterator[Path]:
             leftover.unlink(missing_ok=True)
         if db.exists():
             shutil.copyfile(db, stage)
-        con = duckdb.connect(str(stage))
+        try:
+            con = _open_checked(stage, db)
+        except NotAWarehouse:
+            stage.unlink(missing_ok=True)
+            raise
         try:
             create_all(con)
         finally:
@@ -120,4 +148,4 @@ def write_session(db: Path) -> Iterator[Path]:
 def connect_readonly(db: Path) -> duckdb.DuckDBPyConnection:
     if not db.exists():
         raise FileNotFoundError(f"no warehouse at {db}: run `claimwatch nightly` first")
-    return _current(duckdb.connect(str(db), read_only=True))
+    return _current(_open_checked(db, db, read_only=True))
