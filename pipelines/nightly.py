@@ -13,15 +13,17 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
 
 from data_contracts.gx_validation import ContractValidator
+from detectors.config import load as load_detector_config
 from pipelines import __version__
 from pipelines.cases.step import run_cases
 from pipelines.detect.step import run_detect
+from pipelines.detect.window import midnight, window_start
 from pipelines.ingest.hashing import HashAhead
 from pipelines.ingest.loader import ingest
 from pipelines.ingest.reference import ReferenceResult, load_references
@@ -99,7 +101,25 @@ def step_ingest(ctx: RunContext) -> None:
     with ctx.connect() as con:
         ctx.ingest = ingest(con, ctx.params.inbox, ctx.run_id, ctx.progress.say, ctx.validator, ctx.hashes)
         latest = con.execute("SELECT max(file_date) FROM manifest WHERE status = 'loaded'").fetchall()[0][0]
+        if ctx.params.as_of is not None:
+            _check_as_of(con, ctx.params.as_of)
     ctx.as_of = ctx.params.as_of or latest or date.today()
+
+
+def _check_as_of(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
+    """An --as-of whose window holds no visit while the warehouse holds some is a mistake (a mistyped year): the
+    night would detect nothing and record an empty draw for that cycle. Stop with what the warehouse holds."""
+    start = window_start(as_of, load_detector_config()["window"]["days"])
+    n, first, last = con.execute(
+        "SELECT count(*) FILTER (setl_time >= ? AND setl_time < ?), CAST(min(setl_time) AS DATE), "
+        "CAST(max(setl_time) AS DATE) FROM setl",
+        [midnight(start), midnight(as_of + timedelta(days=1))],
+    ).fetchall()[0]
+    if n == 0 and last is not None:
+        raise RunInputError(
+            f"--as-of {as_of}: no visit was settled in its window {start}..{as_of}; the warehouse holds visits "
+            f"settled {first}..{last}"
+        )
 
 
 def step_detect(ctx: RunContext) -> None:

@@ -180,3 +180,17 @@ def test_a_database_claimwatch_did_not_create_is_never_written(tmp_path):
             assert len(r.stderr.strip().splitlines()) == 1
     assert text.read_text(encoding="utf-8") == "not a database" and other.read_bytes() == before
     assert not list(tmp_path.glob(".*.staging*"))
+
+
+def test_an_as_of_whose_window_holds_no_visit_is_refused(small_night, small_inbox, tmp_path):
+    import shutil
+
+    db = tmp_path / "w.duckdb"
+    shutil.copy(small_night[0], db)
+    before = db.read_bytes()
+    out = str(tmp_path / "o")
+    r = cli("nightly", "--inbox", str(small_inbox), "--db", str(db), "--out", out, "--as-of", "2020-01-01")
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert "--as-of 2020-01-01: no visit was settled in its window 2019-10-04..2020-01-01" in r.stderr
+    assert "the warehouse holds visits settled 2026-" in r.stderr
+    assert db.read_bytes() == before
