@@ -337,6 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from pipelines.cases.commands import CaseError
     from pipelines.nightly import RunInputError
+    from pipelines.outputs.publish import OutputsNotPublished
     from pipelines.warehouse.session import NotAWarehouse, WarehouseBusy
 
     try:
@@ -349,6 +350,9 @@ def main(argv: list[str] | None = None) -> int:
     except (UserError, RunInputError, WarehouseBusy, NotAWarehouse, CaseError) as e:
         print(f"claimwatch: error: {e}", file=sys.stderr)
         return 2
+    except OutputsNotPublished as e:  # the one failure after the warehouse was published
+        print(f"claimwatch: error: {e}", file=sys.stderr)
+        return 1
     except Exception as e:
         if _Interrupts.seen:  # a press DuckDB reported as its own error
             return _interrupted()

@@ -29,7 +29,7 @@ from pipelines.ingest.loader import ingest
 from pipelines.ingest.reference import ReferenceResult, load_references
 from pipelines.ingest.result import IngestResult
 from pipelines.notices.step import run_notices
-from pipelines.outputs.publish import discard, publish, run_folder
+from pipelines.outputs.publish import OutputsNotPublished, discard, publish, run_folder
 from pipelines.outputs.quarantine_files import write_send_back, write_warnings
 from pipelines.outputs.run_files import write_quarantine, write_summary
 from pipelines.outputs.safe_text import private_tree, write_csv
@@ -269,6 +269,12 @@ def run_nightly(params: NightlyParams, runner: Runner = run_directly, progress: 
         if ctx is not None:
             ctx.hashes.close()
         progress.done()
-    publish(ctx.out, params.out)
+    try:
+        publish(ctx.out, params.out)
+    except OSError as e:  # after the warehouse was published: say so, and where the outputs are
+        raise OutputsNotPublished(
+            f"the warehouse was updated, but tonight's outputs could not be moved into {params.out} ({e}); "
+            f"they are in {ctx.out}"
+        ) from e
     write_summary(summary, params.out)
     return summary

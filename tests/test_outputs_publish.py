@@ -69,3 +69,29 @@ def test_a_failed_run_leaves_the_previous_outputs_and_says_why(small_inbox, tmp_
     assert summary["status"] == "failed" and "the report could not be drawn" in summary["error"]
     assert summary["run_id"] != first["run_id"] and summary["outputs"]["files"] == []
     assert not list(out.glob(".claimwatch-run-*"))
+
+
+def test_names_in_the_record_never_reach_outside_the_folder(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    outside = tmp_path / "keep.txt"
+    outside.write_text("outside the output folder")
+    (out / PUBLISHED).write_text(json.dumps(["../keep.txt", "/etc/passwd", "..", ""]))
+    work = run_folder(out, "r")
+    work.mkdir()
+    (work / "report.html").write_text("tonight")
+    publish(work, out)
+    assert outside.read_text() == "outside the output folder"
+
+
+def test_outputs_that_cannot_be_published_are_reported_with_where_they_are(small_inbox, tmp_path, monkeypatch):
+    from pipelines.outputs.publish import OutputsNotPublished
+
+    def full_disk(work, out):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(nightly, "publish", full_disk)
+    with pytest.raises(OutputsNotPublished, match="the warehouse was updated, but tonight's outputs could not"):
+        run_nightly(NightlyParams(small_inbox, tmp_path / "w.duckdb", tmp_path / "out"))
+    assert (tmp_path / "w.duckdb").is_file()
+    assert len(list((tmp_path / "out").glob(".claimwatch-run-*/report.html"))) == 1

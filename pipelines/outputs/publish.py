@@ -33,6 +33,7 @@ def publish(work: Path, out: Path) -> list[str]:
     """Move the run's outputs from `work` into `out`, replacing the previous run's; return their names."""
     record = out / PUBLISHED
     previous = set(json.loads(record.read_text(encoding="utf-8"))) if record.is_file() else set()
+    previous = {n for n in previous if isinstance(n, str) and n == Path(n).name and n not in ("", ".", "..")}
     names = sorted(p.name for p in work.iterdir())
     for name in sorted(previous - set(names)):
         _remove(out / name)
@@ -45,6 +46,10 @@ def publish(work: Path, out: Path) -> list[str]:
     for left in out.glob(f"{run_folder(out, '').name}*"):  # of runs killed before they could clean up
         _remove(left)
     return names
+
+
+class OutputsNotPublished(OSError):
+    """The warehouse was published but the night's outputs could not be moved into the output folder."""
 
 
 def discard(work: Path) -> None:
