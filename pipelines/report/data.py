@@ -72,7 +72,7 @@ def load_report_data(
             - pl.max_horizontal(pl.col("week"), pl.lit(start))
         ).dt.total_days()
         + 1
-    )
+    ).with_columns(pl.col("days").clip(0, 7))  # 0: a finding dated before the window (an earlier stay it names)
     top = con.sql(
         f"""SELECT s.fixmedins_code, i.fixmedins_name, {KIND.format(col="s.fixmedins_type")} AS kind, s.region,
                   s.risk_score, s.flagged_visits, s.flagged_amount, s.top_reasons,
