@@ -3,6 +3,7 @@ wrong step, outcomes imported idempotently, overdue rectification bringing the i
 
 from __future__ import annotations
 
+import re
 from datetime import date
 
 import duckdb
@@ -66,3 +67,13 @@ def test_cases_cycle_through_two_nights_and_the_commands(inbox_copy, tmp_path):
     assert follow == {code for rid, code in rect if rid != accepted}
     assert s2["cases"]["rectifications_follow_up"] == len(rect) - 1
     assert "整改跟踪" in (tmp_path / "n2" / "report.html").read_text(encoding="utf-8")
+    # facts established on site carry the overpaid amount as money is written (1,042.77元)
+    from openpyxl import load_workbook
+
+    audited = [
+        r[7]
+        for book in (tmp_path / "n2" / "notices").glob("*_evidence.xlsx")
+        for r in load_workbook(book).active.iter_rows(values_only=True)
+        if isinstance(r[7], str) and "多支付医保基金" in r[7]
+    ]
+    assert audited and all(re.search(r"多支付医保基金\d{1,3}(,\d{3})*\.\d\d元$", r) for r in audited), audited[:3]

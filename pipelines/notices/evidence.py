@@ -28,7 +28,7 @@ EVIDENCE_SQL = """
                o.setl_id, CAST(s.setl_time AS DATE) AS occurred_on,
                CAST(round(coalesce(o.overpaid_amt, 0) * 100) AS BIGINT) AS fen,
                '现场核实确认(' || strftime(o.audited_on, '%Y-%m-%d') || '), 多支付医保基金'
-                   || CAST(coalesce(o.overpaid_amt, 0) AS VARCHAR) || '元' AS reason,
+                   || format('{{:,.2f}}', CAST(coalesce(o.overpaid_amt, 0) AS DOUBLE)) || '元' AS reason,
                '现场核实确认' AS established_by
         FROM o JOIN setl s ON s.fixmedins_code = o.fixmedins_code AND s.setl_id = o.setl_id
         WHERE o.finding = 'confirmed' AND list_contains(?, o.fixmedins_code)
