@@ -95,3 +95,23 @@ def test_outputs_that_cannot_be_published_are_reported_with_where_they_are(small
         run_nightly(NightlyParams(small_inbox, tmp_path / "w.duckdb", tmp_path / "out"))
     assert (tmp_path / "w.duckdb").is_file()
     assert len(list((tmp_path / "out").glob(".claimwatch-run-*/report.html"))) == 1
+
+
+def test_a_folder_without_a_record_loses_the_outputs_an_older_version_left(tmp_path):
+    out = tmp_path / "out"
+    (out / "quarantine").mkdir(parents=True)
+    (out / "quarantine" / "H2.xlsx").write_text("a send-back workbook of an older version's night")
+    (out / "overpayment_estimates.csv").write_text("old")
+    (out / "my_notes.txt").write_text("the analyst's")
+    work = run_folder(out, "r")
+    work.mkdir()
+    (work / "report.html").write_text("tonight")
+    publish(work, out)
+    assert sorted(p.name for p in out.iterdir()) == [PUBLISHED, "my_notes.txt", "report.html"]
+
+
+def test_every_output_a_night_writes_is_known_without_a_record(small_night):
+    from pipelines.outputs.publish import OUTPUT_NAMES
+
+    written = {p.name for p in small_night[2].iterdir()} - {PUBLISHED, "run_summary.json"}
+    assert written <= set(OUTPUT_NAMES), written - set(OUTPUT_NAMES)

@@ -15,6 +15,24 @@ import shutil
 from pathlib import Path
 
 PUBLISHED = ".claimwatch-outputs"  # the names the last run published, so the next removes what it no longer writes
+# what runs write: taken as the last run's outputs in a folder that has no record yet (written by a version
+# before the record), so that an old send-back folder does not outlive the upgrade
+OUTPUT_NAMES = (
+    "anomalies.csv",
+    "cases.xlsx",
+    "claim_samples.csv",
+    "confirmation_rates.csv",
+    "contract_warnings.csv",
+    "data_docs",
+    "institution_scores.csv",
+    "notices",
+    "overpayment_estimates.csv",
+    "quarantine",
+    "quarantine.csv",
+    "report.html",
+    "sampling_list.csv",
+    "sampling_list.xlsx",
+)
 
 
 def run_folder(out: Path, run_id: str) -> Path:
@@ -32,7 +50,7 @@ def _remove(path: Path) -> None:
 def publish(work: Path, out: Path) -> list[str]:
     """Move the run's outputs from `work` into `out`, replacing the previous run's; return their names."""
     record = out / PUBLISHED
-    previous = set(json.loads(record.read_text(encoding="utf-8"))) if record.is_file() else set()
+    previous = set(json.loads(record.read_text(encoding="utf-8"))) if record.is_file() else set(OUTPUT_NAMES)
     previous = {n for n in previous if isinstance(n, str) and n == Path(n).name and n not in ("", ".", "..")}
     names = sorted(p.name for p in work.iterdir())
     for name in sorted(previous - set(names)):
