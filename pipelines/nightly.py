@@ -234,6 +234,9 @@ def run_nightly(params: NightlyParams, runner: Runner = run_directly, progress: 
     and the previous run's outputs untouched (the summary says why)."""
     if not (params.inbox / "uploads").is_dir() and not (params.inbox / "reference").is_dir():
         raise RunInputError(f"{params.inbox} is not an inbox: expected an uploads/ and/or reference/ folder in it")
+    for part in ("uploads", "reference"):  # outputs there would be read as uploads the next night
+        if params.out.resolve().is_relative_to((params.inbox / part).resolve()):
+            raise RunInputError(f"--out {params.out} is inside the inbox's {part}/ folder: choose a folder outside it")
     params.out.mkdir(parents=True, exist_ok=True)
     run_id = f"{datetime.now():%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
     started = datetime.now()

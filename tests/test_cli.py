@@ -194,3 +194,13 @@ def test_an_as_of_whose_window_holds_no_visit_is_refused(small_night, small_inbo
     assert "--as-of 2020-01-01: no visit was settled in its window 2019-10-04..2020-01-01" in r.stderr
     assert "the warehouse holds visits settled 2026-" in r.stderr
     assert db.read_bytes() == before
+
+
+def test_outputs_inside_the_inbox_are_refused(tmp_path):
+    from tests.helpers import make_inbox
+
+    inbox = make_inbox(tmp_path / "inbox", {})
+    out = inbox / "uploads" / "out"
+    r = cli("nightly", "--inbox", str(inbox), "--db", str(tmp_path / "w.duckdb"), "--out", str(out))
+    assert r.returncode == 2 and "is inside the inbox's uploads/ folder" in r.stderr, r.stderr
+    assert not out.exists() and not (tmp_path / "w.duckdb").exists()
