@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt
 import polars as pl
 from matplotlib import font_manager
 from matplotlib.ft2font import FT2Font
+from matplotlib.patches import Patch
 
 from pipelines.outputs.templates import TEMPLATES
 
@@ -76,10 +77,9 @@ def _png(fig) -> bytes:
 
 
 def weekly(frame: pl.DataFrame) -> bytes:
-    """Flagged visits (bars) and amount at issue (line) by week. `frame`: week, visits, amount, days (of the
-    window in that week). A week the window covers only in part is drawn pale and starred (the report says
-    why under the chart), so that it does not read as a fall; the amount's axis starts at zero for the same
-    reason."""
+    """Flagged visits (bars) and amount at issue (line) by week. `frame`: week, visits, amount, days (with data in
+    the window). A week with fewer than 7 is drawn pale and starred (the report says why under the chart), so
+    that it does not read as a fall; the amount's axis starts at zero for the same reason."""
     fig, ax = _figure()
     partial = [d < 7 for d in frame["days"]]
     labels = [f"{w:%m-%d}" + ("*" if p else "") for w, p in zip(frame["week"], partial, strict=True)]
@@ -93,10 +93,15 @@ def weekly(frame: pl.DataFrame) -> bytes:
     ax2.grid(False)
     ax.set_title("按周疑点人次与金额(周一起)", pad=24)
     ax.tick_params(axis="x", rotation=45)
-    lines = ax.get_legend_handles_labels()
     lines2 = ax2.get_legend_handles_labels()
+    bars = Patch(color="#1f4e79", label="疑点人次")  # a full week's colour, whatever the first week's
     ax.legend(
-        lines[0] + lines2[0], lines[1] + lines2[1], loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, frameon=False
+        [bars, *lines2[0]],
+        ["疑点人次", *lines2[1]],
+        loc="lower center",
+        bbox_to_anchor=(0.5, 1.0),
+        ncol=2,
+        frameon=False,
     )
     return _png(fig)
 

@@ -5,7 +5,7 @@ No personal identifiers leave these queries: no psn_no, no patient names, no com
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 import duckdb
 import polars as pl
@@ -13,7 +13,7 @@ import polars as pl
 from detectors.config import load as load_detector_config
 from pipelines.cases.lifecycle import load as load_case_config
 from pipelines.cases.store import cases, rectifications
-from pipelines.detect.window import window_start
+from pipelines.detect.window import midnight, window_start
 from pipelines.targeting.outcomes import rates
 from pipelines.warehouse.schema import has_table, ref_table
 
@@ -24,7 +24,7 @@ KIND = "CASE {col} WHEN '2' THEN '定点零售药店' ELSE '定点医疗机构' 
 class ReportData:
     as_of: date
     intake: pl.DataFrame  # per institution: files, rows loaded / quarantined / duplicate
-    weekly: pl.DataFrame  # week, visits, amount, days (of the window in that week: fewer than 7 at its ends)
+    weekly: pl.DataFrame  # week, visits, amount, days (with data in the window: fewer than 7 at its ends)
     top: pl.DataFrame  # top institutions by risk
     mix: pl.DataFrame  # source_name, result_type, visits, amount
     regions: pl.DataFrame  # region, kind, institutions, flagged visits, amount
@@ -64,15 +64,22 @@ def load_report_data(
            FROM v GROUP BY ALL ORDER BY week""",
         params=[run_id],
     ).pl()
-    # the window's first and last weeks may hold fewer than 7 of its days: the chart must not read as a fall
+    # the first and last weeks may hold fewer than 7 days of the window's data (the window's ends, or data that
+    # start later or stop sooner): counted, so that the chart does not read a short week as a fall
     start = window_start(as_of, load_detector_config()["window"]["days"])
+    first, last = con.execute(
+        "SELECT CAST(min(setl_time) AS DATE), CAST(max(setl_time) AS DATE) FROM setl "
+        "WHERE setl_time >= ? AND setl_time < ?",
+        [midnight(start), midnight(as_of + timedelta(days=1))],
+    ).fetchall()[0]
+    lo, hi = max(start, first or start), min(as_of, last or as_of)
     weekly = weekly.with_columns(
         days=(
-            pl.min_horizontal(pl.col("week") + pl.duration(days=6), pl.lit(as_of))
-            - pl.max_horizontal(pl.col("week"), pl.lit(start))
+            pl.min_horizontal(pl.col("week") + pl.duration(days=6), pl.lit(hi))
+            - pl.max_horizontal(pl.col("week"), pl.lit(lo))
         ).dt.total_days()
         + 1
-    ).with_columns(pl.col("days").clip(0, 7))  # 0: a finding dated before the window (an earlier stay it names)
+    ).with_columns(pl.col("days").clip(0, 7))  # 0: a finding dated before the data (an earlier stay it names)
     top = con.sql(
         f"""SELECT s.fixmedins_code, i.fixmedins_name, {KIND.format(col="s.fixmedins_type")} AS kind, s.region,
                   s.risk_score, s.flagged_visits, s.flagged_amount, s.top_reasons,

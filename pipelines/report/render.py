@@ -41,7 +41,7 @@ def context(d: ReportData, summary: dict) -> dict:
     if d.weekly.height:
         charts_b64["weekly"] = _b64(charts.weekly(d.weekly))
     partial_weeks = [
-        f"{r['week']:%m-%d} 起的一周只含 {r['days']} 天"
+        f"{r['week']:%m-%d} 起的一周只有 {r['days']} 天"
         for r in d.weekly.filter(pl.col("days") < 7).iter_rows(named=True)
     ]
     if d.top.height:
