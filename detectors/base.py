@@ -30,14 +30,17 @@ CLEAR = "明确违规"
 SUSPECT = "可疑"
 
 
-def yuan_text(amount: pl.Expr) -> pl.Expr:
-    """An amount in yuan as a reason writes it: two decimals, thousands separated ("21,837.40")."""
-    cents = (amount * 100).round(0).cast(pl.Int64)
-    whole = (cents.abs() // 100).cast(pl.String)
+def yuan_text(amount: pl.Expr, decimals: int = 2) -> pl.Expr:
+    """An amount in yuan as a reason writes it: thousands separated, two decimals ("21,837.40"). With
+    `decimals=4` (unit prices: a tablet may cost 0.035元) up to four, trailing zeros beyond two dropped."""
+    scale = 10**decimals
+    units = (amount * scale).round(0).cast(pl.Int64)
+    whole = (units.abs() // scale).cast(pl.String)
     # commas every three digits from the right: reversed, a comma after each full group, reversed back
     grouped = whole.str.reverse().str.replace_all(r"(\d{3})", "${1},").str.strip_chars_end(",").str.reverse()
-    sign = pl.when(cents < 0).then(pl.lit("-")).otherwise(pl.lit(""))
-    return pl.concat_str([sign, grouped, pl.lit("."), (cents.abs() % 100).cast(pl.String).str.zfill(2)])
+    frac = (units.abs() % scale).cast(pl.String).str.zfill(decimals).str.strip_chars_end("0").str.pad_end(2, "0")
+    sign = pl.when(units < 0).then(pl.lit("-")).otherwise(pl.lit(""))
+    return pl.concat_str([sign, grouped, pl.lit("."), frac])
 
 
 def empty_findings() -> pl.DataFrame:

@@ -254,3 +254,5 @@ def test_amounts_in_reasons_are_written_as_people_write_money():
         "-12.50",
         None,
     ]
+    prices = pl.DataFrame({"p": [0.035, 0.0355, 15.5, 1234.5, 0.0]}).select(t=yuan_text(pl.col("p"), 4))["t"]
+    assert prices.to_list() == ["0.035", "0.0355", "15.50", "1,234.50", "0.00"]

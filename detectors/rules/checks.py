@@ -158,8 +158,8 @@ def over_ceiling(inp: RuleInputs, params: dict) -> pl.DataFrame:
         pl.col("amount"),
         "{}单价{}元超过限价{}元, 超收{}元",
         pl.col("med_list_name"),
-        yuan_text(pl.col("pric")),
-        yuan_text(pl.col("pric_uplmt_amt")),
+        yuan_text(pl.col("pric"), 4),
+        yuan_text(pl.col("pric_uplmt_amt"), 4),
         yuan_text(pl.col("amount")),
     )
 
