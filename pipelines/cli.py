@@ -82,7 +82,7 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--verify", action="store_true", help="replay each draw and compare with the record")
     from pipelines.cases.commands import add_parser as add_cases
 
-    add_cases(sub, DEFAULT_DB)
+    add_cases(sub, DEFAULT_DB, _date)
     return p
 
 

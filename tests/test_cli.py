@@ -158,6 +158,8 @@ def test_case_commands_take_the_warehouse_before_or_after_the_action(tmp_path):
         assert r.returncode == 2 and f"no warehouse at {missing}" in r.stderr, r.stderr
     r = cli("cases", "show")
     assert r.returncode == 2 and "see `claimwatch cases show --help`" in r.stderr
+    r = cli("cases", "list", "--as-of", "2026-13-01", "--db", missing)
+    assert r.returncode == 2 and "not a date in YYYY-MM-DD form: '2026-13-01'" in r.stderr, r.stderr
 
 
 def test_a_database_claimwatch_did_not_create_is_never_written(tmp_path):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import secrets
+from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
 
@@ -22,7 +23,8 @@ class CaseError(Exception):
     """Something the user can fix; reported in one line."""
 
 
-def add_parser(sub, default_db: Path) -> None:
+def add_parser(sub, default_db: Path, iso_date: Callable[[str], date]) -> None:
+    """The `cases` command and its actions; `iso_date` parses a date option with the command line's message."""
     c = sub.add_parser("cases", help="case management: list, show, advance, rectification, import audit outcomes")
     c.add_argument("--db", type=Path, default=default_db, help=f"warehouse file (default {default_db})")
     cs = c.add_subparsers(dest="action", required=True)
@@ -35,9 +37,7 @@ def add_parser(sub, default_db: Path) -> None:
     ls.add_argument("--inspector", default=None, help="inspector id or name")
     ls.add_argument("--overdue", action="store_true")
     ls.add_argument("--all", action="store_true", help="closed cases too")
-    ls.add_argument(
-        "--as-of", type=date.fromisoformat, default=None, help="judge deadlines on this day (default today)"
-    )
+    ls.add_argument("--as-of", type=iso_date, default=None, help="judge deadlines on this day (default today)")
     sh = cs.add_parser("show", parents=[db], help="one case and its history")
     sh.add_argument("case_id")
     adv = cs.add_parser("advance", parents=[db], help="move a case to its next status")
