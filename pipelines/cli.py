@@ -32,6 +32,26 @@ def _date(text: str) -> date:
         raise argparse.ArgumentTypeError(f"not a date in YYYY-MM-DD form: {text!r}") from None
 
 
+def _count(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"cannot be negative: {n}")
+    return n
+
+
+def _share(text: str) -> float:
+    try:
+        x = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= x <= 1:
+        raise argparse.ArgumentTypeError(f"must lie in 0..1 (a share, e.g. 0.3): {text}")
+    return x
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line, not usage + error
         self.exit(
@@ -71,10 +91,10 @@ def _parser() -> argparse.ArgumentParser:
         default="auto",
         help="run as a Prefect flow (auto: when PREFECT_API_URL is set)",
     )
-    n.add_argument("--hospitals", type=int, default=None, help="hospitals to inspect this cycle (targeting.toml)")
-    n.add_argument("--pharmacies", type=int, default=None, help="pharmacies to inspect this cycle (targeting.toml)")
+    n.add_argument("--hospitals", type=_count, default=None, help="hospitals to inspect this cycle (targeting.toml)")
+    n.add_argument("--pharmacies", type=_count, default=None, help="pharmacies to inspect this cycle (targeting.toml)")
     n.add_argument(
-        "--random-share", type=float, default=None, help="share of each quota drawn at random, 0..1 (targeting.toml)"
+        "--random-share", type=_share, default=None, help="share of each quota drawn at random, 0..1 (targeting.toml)"
     )
     w = sub.add_parser("draws", help="list the recorded audit draws; --verify replays them from their inputs")
     w.add_argument("--db", type=Path, default=DEFAULT_DB, help=f"warehouse file (default {DEFAULT_DB})")

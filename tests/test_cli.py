@@ -206,3 +206,14 @@ def test_outputs_inside_the_inbox_are_refused(tmp_path):
     r = cli("nightly", "--inbox", str(inbox), "--db", str(tmp_path / "w.duckdb"), "--out", str(out))
     assert r.returncode == 2 and "is inside the inbox's uploads/ folder" in r.stderr, r.stderr
     assert not out.exists() and not (tmp_path / "w.duckdb").exists()
+
+
+def test_inspection_quotas_are_checked_as_options(tmp_path):
+    for args, says in (
+        (("--random-share", "2"), "argument --random-share: must lie in 0..1"),
+        (("--hospitals", "-3"), "argument --hospitals: cannot be negative: -3"),
+        (("--pharmacies", "x"), "argument --pharmacies: not a whole number: 'x'"),
+    ):
+        r = cli("nightly", "--inbox", str(tmp_path), "--db", str(tmp_path / "w.duckdb"), *args)
+        assert r.returncode == 2 and says in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert not (tmp_path / "w.duckdb").exists()
