@@ -13,7 +13,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
 
 import duckdb
@@ -23,7 +23,7 @@ from detectors.config import load as load_detector_config
 from pipelines import __version__
 from pipelines.cases.step import run_cases
 from pipelines.detect.step import run_detect
-from pipelines.detect.window import midnight, window_start
+from pipelines.detect.window import day_span, window_start
 from pipelines.ingest.hashing import HashAhead
 from pipelines.ingest.loader import ingest
 from pipelines.ingest.reference import ReferenceResult, load_references
@@ -113,7 +113,7 @@ def _check_as_of(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
     n, first, last = con.execute(
         "SELECT count(*) FILTER (setl_time >= ? AND setl_time < ?), CAST(min(setl_time) AS DATE), "
         "CAST(max(setl_time) AS DATE) FROM setl",
-        [midnight(start), midnight(as_of + timedelta(days=1))],
+        list(day_span(start, as_of)),
     ).fetchall()[0]
     if n == 0 and last is not None:
         raise RunInputError(

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 
 import duckdb
 import polars as pl
@@ -24,7 +24,7 @@ import polars as pl
 from detectors.base import FINDING_SCHEMA
 from detectors.rules.engine import RULES_PATH, load_rules, scope_of
 from pipelines import __version__
-from pipelines.detect.window import midnight
+from pipelines.detect.window import day_span
 from pipelines.warehouse.schema import has_table, ref_table
 
 
@@ -62,6 +62,7 @@ def plan(con: duckdb.DuckDBPyConnection, start: date, as_of: date, current: str)
         return Scope("full", "the earlier detection's run is not recorded as completed")
     if prev_print != current:
         return Scope("full", "rules, config, catalogue or item pairs changed since the last detection")
+    (new_lo, new_hi), (old_lo, old_hi) = day_span(start, as_of), day_span(prev_start, prev_end)
     in_new = "(setl_time >= $new_lo AND setl_time < $new_hi)"
     in_old = "(setl_time >= $old_lo AND setl_time < $old_hi)"
     # rows loaded by a run that had not started when the last detection ran are new to it (tonight's included)
@@ -78,10 +79,10 @@ def plan(con: duckdb.DuckDBPyConnection, start: date, as_of: date, current: str)
         ) WHERE psn_no IS NOT NULL  -- one NULL would make every `NOT IN w_recheck` unknown
         """,
         {
-            "new_lo": midnight(start),
-            "new_hi": midnight(as_of + timedelta(days=1)),
-            "old_lo": midnight(prev_start),
-            "old_hi": midnight(prev_end + timedelta(days=1)),
+            "new_lo": new_lo,
+            "new_hi": new_hi,
+            "old_lo": old_lo,
+            "old_hi": old_hi,
             "started": started,
         },
     )

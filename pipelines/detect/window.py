@@ -191,11 +191,16 @@ def midnight(day: date) -> datetime:
     return datetime.combine(day, time.min)
 
 
+def day_span(first: date, last: date) -> tuple[datetime, datetime]:
+    """Settlement times from `first` to `last` inclusive, as [lo, hi): `lo <= setl_time < hi`."""
+    return midnight(first), midnight(last + timedelta(days=1))
+
+
 def load_window(con: duckdb.DuckDBPyConnection, as_of: date, days: int, recheck: bool = False) -> Window:
     """The window of `days` ending at `as_of`. With `recheck`, the slices hold only the lines of the persons
     listed in the temp table `w_recheck(psn_no)` (the others' per-person findings are known from last night)."""
     start = window_start(as_of, days)
-    lo, hi = midnight(start), midnight(as_of + timedelta(days=1))
+    lo, hi = day_span(start, as_of)
     inst = (
         "LEFT JOIN ref_institutions i USING (fixmedins_code)"
         if has_table(con, "ref_institutions")

@@ -5,7 +5,7 @@ No personal identifiers leave these queries: no psn_no, no patient names, no com
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 
 import duckdb
 import polars as pl
@@ -13,7 +13,7 @@ import polars as pl
 from detectors.config import load as load_detector_config
 from pipelines.cases.lifecycle import load as load_case_config
 from pipelines.cases.store import cases, rectifications
-from pipelines.detect.window import midnight, window_start
+from pipelines.detect.window import day_span, window_start
 from pipelines.targeting.outcomes import rates
 from pipelines.warehouse.schema import has_table, ref_table
 
@@ -70,7 +70,7 @@ def load_report_data(
     first, last = con.execute(
         "SELECT CAST(min(setl_time) AS DATE), CAST(max(setl_time) AS DATE) FROM setl "
         "WHERE setl_time >= ? AND setl_time < ?",
-        [midnight(start), midnight(as_of + timedelta(days=1))],
+        list(day_span(start, as_of)),
     ).fetchall()[0]
     lo, hi = max(start, first or start), min(as_of, last or as_of)
     weekly = weekly.with_columns(

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import secrets
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
 import duckdb
 import polars as pl
@@ -15,7 +15,7 @@ import polars as pl
 from detectors.config import load as load_detector_config
 from pipelines import __version__
 from pipelines.cases.step import follow_up_targets
-from pipelines.detect.window import midnight, window_start
+from pipelines.detect.window import day_span, window_start
 from pipelines.targeting.claim_sample import draw_claim_sample, frame_sha256
 from pipelines.targeting.config import load as load_config
 from pipelines.targeting.cycle import cycle_of, previous_cycle
@@ -165,7 +165,7 @@ def _store(
 
 def _sample_claims(con: duckdb.DuckDBPyConnection, rec: DrawRecord, codes: list[str], as_of: date, cfg: dict) -> int:
     days = load_detector_config()["window"]["days"]
-    lo, hi = midnight(window_start(as_of, days)), midnight(as_of + timedelta(days=1))
+    lo, hi = day_span(window_start(as_of, days), as_of)
     frames = con.sql(
         """SELECT s.fixmedins_code, s.setl_id, CAST(s.medfee_sumamt AS DOUBLE) AS amount,
                   CASE WHEN bool_or(f.result_type = '明确违规') THEN '明确违规'
