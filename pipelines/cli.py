@@ -17,6 +17,8 @@ import traceback
 from datetime import date, timedelta
 from pathlib import Path
 
+from pipelines.progress import counted
+
 DEFAULT_DB = Path(os.environ.get("CLAIMWATCH_DB", "claimwatch.duckdb"))
 DEFAULT_OUT = Path("claimwatch-output")
 
@@ -110,8 +112,8 @@ def _print_summary(s: dict, out: Path, db: Path) -> None:
     f, rows = s["files"], s["rows"]
     print(f"claimwatch nightly {s['run_id']}: as of {s['as_of']}, {sum(s['timings_s'].values()):.1f}s")
     print(
-        f"  files: {f['seen']} seen, {f['loaded']} loaded, {f['unchanged']} unchanged, "
-        f"{f['corrected']} corrected, {len(f['rejected'])} rejected"
+        f"  files: {f['seen']:,} seen, {f['loaded']:,} loaded, {f['unchanged']:,} unchanged, "
+        f"{f['corrected']:,} corrected, {len(f['rejected']):,} rejected"
     )
     for t, c in rows.items():
         print(
@@ -121,45 +123,47 @@ def _print_summary(s: dict, out: Path, db: Path) -> None:
     for r in f["rejected"][:5]:
         print(f"  rejected {r['file']}: {r['reason']}")
     if len(f["rejected"]) > 5:
-        print(f"  … {len(f['rejected']) - 5} more rejected files in run_summary.json")
+        print(f"  … {counted(len(f['rejected']) - 5, 'more rejected file')} in run_summary.json")
     d, c = s.get("detection") or {}, s.get("contract") or {}
     if d:
         print(
-            f"  detection: {d['window'][0]}..{d['window'][1]}, {d['visits']:,} visits, {d['findings']:,} findings, "
-            f"{d['flagged_visits']:,} flagged visits, {d['institutions']} institutions scored"
+            f"  detection: {d['window'][0]}..{d['window'][1]}, {counted(d['visits'], 'visit')}, "
+            f"{counted(d['findings'], 'finding')}, {counted(d['flagged_visits'], 'flagged visit')}, "
+            f"{counted(d['institutions'], 'institution')} scored"
         )
         if d.get("mode") == "incremental":
-            how = f"{d['persons_rechecked']:,} persons ({d['lines_rechecked']:,} lines) rechecked"
+            how = f"{counted(d['persons_rechecked'], 'person')} ({counted(d['lines_rechecked'], 'line')}) rechecked"
             print(f"             per-person rules: incremental, {how}, the others' findings carried over")
         elif d.get("mode"):
             print(f"             per-person rules: full ({d['mode_reason']})")
     if c:
-        print(f"  contract:  {c['warnings']:,} warnings, {c['send_back_files']} send-back workbooks in quarantine/")
+        back = counted(c["send_back_files"], "send-back workbook")
+        print(f"  contract:  {counted(c['warnings'], 'warning')}, {back} in quarantine/")
     if dr := s.get("draw"):
         reasons = ", ".join(f"{n} {r}" for r, n in sorted(dr["by_reason"].items()))
+        pull = f"{counted(dr['claims_sampled'], 'claim')} to pull + {counted(dr['claims_spare'], 'spare')}"
         print(
-            f"  draw:      {dr['draw_id']} ({dr['status']}, seed {dr['seed']}): {dr['targets']} institutions "
-            f"({reasons}), {dr['groups']} inspection groups, {dr['claims_sampled']} claims to pull "
-            f"+ {dr['claims_spare']} spares"
+            f"  draw:      {dr['draw_id']} ({dr['status']}, seed {dr['seed']}): "
+            f"{counted(dr['targets'], 'institution')} ({reasons}), {counted(dr['groups'], 'inspection group')}, {pull}"
         )
         for code, why in dr["unassigned"].items():
             print(f"  UNASSIGNED {code}: {why}")
     if nt := s.get("notices"):
         print(
-            f"  notices:   {nt['notices']} draft breach notices in notices/ ({nt['pdf']} as PDF), "
-            f"{nt['without_findings']} selected institutions without established breaches"
+            f"  notices:   {counted(nt['notices'], 'draft breach notice')} in notices/ ({nt['pdf']} as PDF), "
+            f"{counted(nt['without_findings'], 'selected institution')} without established breaches"
         )
         if nt.get("pdf_note"):
             print(f"             {nt['pdf_note']}")
     if cs := s.get("cases"):
         print(
             f"  cases:     {cs['opened']} opened tonight, {cs['open']} open ({cs['overdue']} overdue); "
-            f"{cs['rectifications_follow_up']} rectifications overdue or failed -> cases.xlsx"
+            f"{counted(cs['rectifications_follow_up'], 'rectification')} overdue or failed -> cases.xlsx"
         )
     if (o := s.get("audit_outcomes")) and o.get("audited_flags"):
         print(
             f"  audits:    {o['confirmed_flags']}/{o['audited_flags']} audited flags confirmed; "
-            f"{o['institutions_estimated']} institutions estimated, overpayment at least "
+            f"{counted(o['institutions_estimated'], 'institution')} estimated, overpayment at least "
             f"{o['estimated_overpayment_lower']:,.2f} yuan (sum of 90% lower bounds)"
         )
     print(f"  warehouse: {db}")

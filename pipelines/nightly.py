@@ -124,7 +124,7 @@ def _check_as_of(con: duckdb.DuckDBPyConnection, as_of: date) -> None:
 
 def step_detect(ctx: RunContext) -> None:
     with ctx.connect() as con:
-        ctx.detection = run_detect(con, ctx.run_id, ctx.as_of, ctx.out)
+        ctx.detection = run_detect(con, ctx.run_id, ctx.as_of, ctx.out, ctx.progress.say)
 
 
 def step_target(ctx: RunContext) -> None:
@@ -145,7 +145,7 @@ def step_target(ctx: RunContext) -> None:
 
 def step_notices(ctx: RunContext) -> None:
     with ctx.connect() as con:
-        ctx.notices = run_notices(con, ctx.run_id, ctx.as_of, ctx.draw["draw_id"], ctx.out)
+        ctx.notices = run_notices(con, ctx.run_id, ctx.as_of, ctx.draw["draw_id"], ctx.out, say=ctx.progress.say)
 
 
 def step_cases(ctx: RunContext) -> None:

@@ -1,4 +1,5 @@
-"""Terminal progress for long work: shown on an interactive terminal, silent in logs and CI."""
+"""Terminal progress for long work: shown on an interactive terminal, silent in logs and CI; and the counts
+its lines and the run's summary are written with."""
 
 from __future__ import annotations
 
@@ -30,3 +31,8 @@ class Progress:
 
 
 QUIET = Progress(enabled=False)
+
+
+def counted(count: int, noun: str, plural: str | None = None) -> str:
+    """`count` with its noun in the number it takes: 1 institution, 2 institutions."""
+    return f"{count:,} {noun if count == 1 else plural or noun + 's'}"

@@ -5,6 +5,7 @@ then scoring. Pure functions of the window frames and the config; the step store
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import polars as pl
@@ -33,18 +34,30 @@ def visit_detector(name: str):
     return module
 
 
-def detect(w: Window, cfg: dict, history: pl.DataFrame | None = None, carried: pl.DataFrame | None = None) -> Detection:
+def detect(
+    w: Window,
+    cfg: dict,
+    history: pl.DataFrame | None = None,
+    carried: pl.DataFrame | None = None,
+    say: Callable[[str], None] = lambda _: None,
+) -> Detection:
     """`carried`: per-person rule findings still valid from last night for the persons whose lines are not in
-    the window's slices (see incremental.py); None when the slices hold everyone."""
-    found = [visit_detector(name).run(w.visits, cfg) for name in cfg["detectors"]["visit_level"]]
+    the window's slices (see incremental.py); None when the slices hold everyone. `say`: progress."""
+    found = []
+    for name in cfg["detectors"]["visit_level"]:
+        say(f"{name} over {w.visits.height:,} visits")
+        found.append(visit_detector(name).run(w.visits, cfg))
     # the rules see the lines a slice at a time (see window.py), the trace-coded lines together, the visits once
     rules = [] if carried is None else [w.keyed(carried)]
     for i in range(w.parts):  # the slice is read as the call's argument, so it is freed when the call returns
+        say(f"rules over the persons' lines, slice {i + 1}/{w.parts} ({w.n_checked:,} lines in all)")
         rules.append(run_rules(RuleInputs(w.person_part(i), w.visits, w.catalog, w.pairs), scopes=("lines",)))
+    say("rules over the drug trace codes settled more than once, and over the visits")
     trace = w.trace_lines()
     rules.append(run_rules(RuleInputs(trace, w.visits, w.catalog, w.pairs), scopes=("trace",)))
     rules.append(run_rules(RuleInputs(trace.head(0), w.visits, w.catalog, w.pairs), scopes=("visits",)))
     findings = pl.concat([*found, *rules])
+    say(f"scoring {findings.height:,} findings and the institutions")
     scored = visit_scores(findings, w.visits)
     prof = profile(w.visits)
     model = model_scores(prof, cfg)

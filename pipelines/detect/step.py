@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
@@ -83,18 +84,23 @@ def confirmed_history(con: duckdb.DuckDBPyConnection, as_of: date, days: int) ->
     )
 
 
-def run_detect(con: duckdb.DuckDBPyConnection, run_id: str, as_of: date, out: Path) -> dict:
+def run_detect(
+    con: duckdb.DuckDBPyConnection, run_id: str, as_of: date, out: Path, say: Callable[[str], None] = lambda _: None
+) -> dict:
     cfg = load_config()
     days = cfg["window"]["days"]
     start = window_start(as_of, days)
+    say("which persons' lines changed since the last detection")
     current = incremental.fingerprint(con, cfg)
     scope = incremental.plan(con, start, as_of, current)
+    say(f"reading the window {start}..{as_of} (refunds netted, lines sliced by person)")
     w = load_window(con, as_of, days, recheck=scope.mode == "incremental")
     try:
         history = confirmed_history(con, as_of, cfg["scoring"]["repeat_offender_days"])
-        d = detect(w, cfg, history, carried=incremental.carried_findings(con, scope))
+        d = detect(w, cfg, history, carried=incremental.carried_findings(con, scope), say=say)
     finally:
         w.close()
+    say(f"storing {d.findings.height:,} findings, writing anomalies.csv and institution_scores.csv")
     store(con, run_id, as_of, d)
     incremental.record(con, run_id, as_of, start, current, scope)
     names = (

@@ -27,6 +27,7 @@ from pipelines.ingest.plan import Incoming, plan
 from pipelines.ingest.prepare import Known, prepare
 from pipelines.ingest.result import TABLE_ORDER, IngestResult
 from pipelines.ingest.write import commit
+from pipelines.progress import counted
 from pipelines.warehouse.schema import has_table, ident
 
 BATCH_BYTES = 128 * 1024 * 1024  # files per batch at most, by size on disk (bounds memory; each batch is one GX run)
@@ -36,6 +37,11 @@ AHEAD = 2  # batches read and checked ahead of the one being written
 def _submit(pool: ThreadPoolExecutor, table: Table, files: list[Incoming], known: Known, say) -> Future:
     say(f"{table.name}: reading and checking {len(files)} files ({sum(f.size for f in files) / 2**20:.0f} MB)")
     return pool.submit(prepare, table, files, known)
+
+
+def _numbered(say: Callable[[str], None], k: int, n: int) -> Callable[[str], None]:
+    """`say` with the batch's place in the night, so a long load shows how far it has come."""
+    return (lambda msg: say(f"batch {k}/{n}, {msg}")) if n > 1 else say
 
 
 def _batches(files: list[Incoming]) -> list[list[Incoming]]:
@@ -97,6 +103,7 @@ def ingest(
 ) -> IngestResult:
     """Load every new or corrected upload under `inbox/uploads`; the caller commits or rolls back."""
     result = IngestResult()
+    say("looking for new and corrected uploads")
     rounds = plan(con, inbox / "uploads", run_id, result, hashes)
     known = Known(
         known_codes(con, "ref_institutions", "fixmedins_code"),
@@ -113,13 +120,19 @@ def ingest(
     # Both cores: while this thread writes batch k to DuckDB, two worker threads each read and check a later
     # batch; GX runs one suite at a time, so one thread's reading overlaps the other's checking. Only this
     # thread touches the connection, batches are written in order, at most three are in memory.
+    n = len(jobs)
+    new = counted(sum(len(r) for r in rounds), "new or corrected file")
+    say(f"{new} of {result.seen:,} to read, in {counted(n, 'batch', 'batches')}")
     with ThreadPoolExecutor(max_workers=AHEAD, thread_name_prefix="ingest-prepare") as pool:
-        queued = iter(jobs)
-        ahead: list[Future] = [_submit(pool, *job, known, say) for job in islice(queued, AHEAD)]
+        queued = iter(enumerate(jobs, 1))
+        ahead: list[tuple[int, Future]] = [
+            (k, _submit(pool, *job, known, _numbered(say, k, n))) for k, job in islice(queued, AHEAD)
+        ]
         while ahead:  # on an error the pool still lets the (at most two) batches being prepared finish
-            current = ahead.pop(0).result()
-            ahead += [_submit(pool, *job, known, say) for job in islice(queued, 1)]
-            commit(con, current, run_id, result, say)
+            k, future = ahead.pop(0)
+            current = future.result()
+            ahead += [(j, _submit(pool, *job, known, _numbered(say, j, n))) for j, job in islice(queued, 1)]
+            commit(con, current, run_id, result, _numbered(say, k, n))
     if rounds:
         for statement in CROSS_TABLE_WARNINGS.strip().split(";\n"):
             if statement.strip():

@@ -172,4 +172,5 @@ def commit(con, prepared: Prepared, run_id: str, result: IngestResult, say: Call
     total = RowCounts(*(int(counts[c].sum()) for c in ("received", "loaded", "quarantined", "duplicate")))
     result.rows[table.name].add(total)
     result.loaded += len(read)
-    say(f"{table.name}: {total.received:,} rows from {len(read)} files")
+    so_far = result.rows[table.name].received
+    say(f"{table.name}: {total.received:,} rows from {len(read)} files written ({so_far:,} {table.name} rows tonight)")

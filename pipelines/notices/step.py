@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -51,7 +52,13 @@ def _write_evidence_xlsx(ctx: dict, path: Path) -> None:
 
 
 def run_notices(
-    con: duckdb.DuckDBPyConnection, run_id: str, as_of: date, draw_id: str, out: Path, today: date | None = None
+    con: duckdb.DuckDBPyConnection,
+    run_id: str,
+    as_of: date,
+    draw_id: str,
+    out: Path,
+    today: date | None = None,
+    say: Callable[[str], None] = lambda _: None,
 ) -> dict:
     cfg = load_config()
     targets = con.sql(
@@ -61,6 +68,7 @@ def run_notices(
     ).pl()
     codes = targets["fixmedins_code"].to_list()
     cycle = con.execute("SELECT cycle FROM draws WHERE draw_id = ?", [draw_id]).fetchall()[0][0]
+    say(f"the evidence of {len(codes)} selected institutions")
     evidence = load_evidence(con, run_id, codes, cfg, cycle)
     institutions = _institutions(con, codes)
     groups: dict[int, list[tuple[str, str]]] = {}
@@ -98,6 +106,7 @@ def run_notices(
             inspection_date=audited.get(code),
             draft_date=today or as_of + timedelta(days=1),  # the morning after the night's data
         )
+        say(f"drafting notice {len(written) + 1} (of up to {len(codes)}): {code}")
         ctx = compose(n, cfg)
         folder.mkdir(parents=True, exist_ok=True)
         written.append(render_docx(ctx, folder / f"{code}.docx"))
@@ -105,7 +114,8 @@ def run_notices(
     # LibreOffice turns the notices into PDF while the evidence workbooks are written
     finish_pdf = start_pdf(written)
     try:
-        for code, ev, ctx, n in composed:
+        for k, (code, ev, ctx, n) in enumerate(composed, 1):
+            say(f"evidence workbook {k}/{len(composed)} while LibreOffice makes the PDFs")
             _write_evidence_xlsx(ctx, folder / f"{code}_evidence.xlsx")
             totals[code] = ctx["total_amount"]
             con.execute("DELETE FROM notice_lines WHERE cycle = ? AND fixmedins_code = ?", [cycle, code])
@@ -121,6 +131,7 @@ def run_notices(
             )
             issued[code] = {"doc_no": ctx["doc_no"], "total": ctx["total_fen"] / 100, "date": n.draft_date.isoformat()}
     finally:
+        say(f"waiting for LibreOffice to turn {len(written)} notices into PDF")
         pdfs, pdf_note = finish_pdf()
     return {
         "notices": len(written),

@@ -1,0 +1,68 @@
+"""A night shows how far it has come on a terminal (every step, the load's batches, detection's slices, the
+notices) and says nothing when its output is not a terminal."""
+
+from __future__ import annotations
+
+import re
+
+from pipelines.nightly import STEPS, NightlyParams, run_nightly
+from pipelines.progress import Progress, counted
+
+
+class Recorder(Progress):
+    def __init__(self) -> None:
+        super().__init__(enabled=False)
+        self.lines: list[tuple[str, str]] = []
+
+    def say(self, msg: str) -> None:
+        self.lines.append((self._step, msg))
+
+
+def test_a_night_reports_each_step_and_its_parts(inbox_copy, tmp_path, capsys):
+    rec = Recorder()
+    summary = run_nightly(NightlyParams(inbox_copy, tmp_path / "w.duckdb", tmp_path / "out", seed=7), progress=rec)
+    assert capsys.readouterr().err == ""  # not on a terminal: nothing but the caller's own summary
+    said: dict[str, list[str]] = {}
+    for step, msg in rec.lines:
+        said.setdefault(step, []).append(msg)
+    assert list(said) == [name for name, _ in STEPS]
+
+    assert said["ingest"][1] == "looking for new and corrected uploads"
+    f = summary["files"]
+    unnamed = sum(r["reason"].startswith(("bad_file_name", "not_a_file")) for r in f["rejected"])
+    to_read = f["seen"] - f["unchanged"] - unnamed
+    assert said["ingest"][2] == f"{to_read} new or corrected files of {f['seen']} to read, in 2 batches"
+    written = [m for m in said["ingest"] if "written" in m]
+    batch = r"batch \d+/\d+, (setl|fee): [\d,]+ rows from \d+ files written"
+    assert written and all(re.match(batch, m) for m in written)
+    tonight = [re.search(r"\(([\d,]+) fee rows tonight\)", m) for m in written if "fee:" in m]
+    fee_so_far = [int(m[1].replace(",", "")) for m in tonight]
+    assert fee_so_far == sorted(fee_so_far) and fee_so_far[-1] > 0
+
+    detect = said["detect"]
+    assert detect[1:2] == ["which persons' lines changed since the last detection"]
+    assert detect[2].startswith("reading the window ")
+    assert any(m.startswith("high_cost over ") for m in detect)
+    assert any(re.match(r"rules over the persons' lines, slice 1/\d+ \([\d,]+ lines in all\)", m) for m in detect)
+    assert detect[-1].startswith("storing ")
+
+    notices = said["notices"]
+    drafted = [m for m in notices if m.startswith("drafting notice ")]
+    assert drafted and drafted[0].startswith("drafting notice 1 (of up to ")
+    assert notices[-1].startswith("waiting for LibreOffice to turn ")
+
+
+def test_progress_rewrites_one_terminal_line_and_clears_it(capsys):
+    p = Progress(enabled=True)
+    p.step("detect")
+    p.say("rules over the persons' lines, slice 2/10")
+    p.done()
+    err = capsys.readouterr().err
+    line = r"\r\x1b\[K\[ *\d+\.\ds\] detect: "
+    assert re.fullmatch(f"{line}…{line}rules over the persons' lines, slice 2/10\\r\\x1b\\[K", err)
+
+
+def test_counts_take_the_number_of_their_noun():
+    assert counted(1, "institution") == "1 institution"
+    assert counted(0, "institution") == "0 institutions"
+    assert counted(12_943, "batch", "batches") == "12,943 batches"
