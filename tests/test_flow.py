@@ -37,7 +37,7 @@ def test_nightly_flow_loads_and_reports(prefect_harness, small_inbox, tmp_path):
     from pipelines.flows.artifacts import SUMMARY_KEY, TOP_KEY
 
     md = Artifact.get(SUMMARY_KEY)
-    assert md is not None and summary["run_id"] in md.data and "疑点" in md.data
+    assert md is not None and summary["run_id"] in md.data and "疑点" in md.data and "(本次抽取)" in md.data
     top = Artifact.get(TOP_KEY)
     assert top is not None
     rows = json.loads(top.data) if isinstance(top.data, str) else top.data

@@ -9,6 +9,7 @@ import polars as pl
 
 SUMMARY_KEY = "claimwatch-nightly-summary"
 TOP_KEY = "claimwatch-top-institutions"
+DRAW_STATUS_ZH = {"new": "本次抽取", "reused": "沿用本周期抽取"}
 
 
 def summary_markdown(s: dict) -> str:
@@ -21,18 +22,21 @@ def summary_markdown(s: dict) -> str:
         "",
         "| 项目 | 数量 |",
         "|---|---|",
-        f"| 收到 / 入库 / 未变 / 拒收文件 | {f['seen']} / {f['loaded']} / {f['unchanged']} / {len(f['rejected'])} |",
+        f"| 收到 / 入库 / 未变 / 拒收文件 | "
+        f"{f['seen']:,} / {f['loaded']:,} / {f['unchanged']:,} / {len(f['rejected']):,} |",
     ]
     for t, c in rows.items():
         lines.append(
             f"| {t} 行: 收到 / 入库 / 隔离 / 重复 | "
-            f"{c['received']} / {c['loaded']} / {c['quarantined']} / {c['duplicate']} |"
+            f"{c['received']:,} / {c['loaded']:,} / {c['quarantined']:,} / {c['duplicate']:,} |"
         )
     if d:
         lines.append(f"| 审核窗口 | {d['window'][0]} 至 {d['window'][1]} |")
-        lines.append(f"| 疑点 / 疑点人次 / 评分机构 | {d['findings']} / {d['flagged_visits']} / {d['institutions']} |")
+        found = f"{d['findings']:,} / {d['flagged_visits']:,} / {d['institutions']:,}"
+        lines.append(f"| 疑点 / 疑点人次 / 评分机构 | {found} |")
     if dr:
-        lines.append(f"| 抽检 {dr['draw_id']} ({dr['status']}) | {dr['targets']} 家, {dr['groups']} 个检查组 |")
+        status = DRAW_STATUS_ZH.get(dr["status"], dr["status"])
+        lines.append(f"| 抽检 {dr['draw_id']} ({status}) | {dr['targets']} 家, {dr['groups']} 个检查组 |")
         if dr.get("unassigned"):
             lines.append(f"| **未分配检查组** | {', '.join(dr['unassigned'])} |")
     if nt:
