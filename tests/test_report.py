@@ -6,9 +6,11 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+from datetime import date
 from pathlib import Path
 
 import duckdb
+import polars as pl
 import pytest
 
 from pipelines.report.charts import cjk_font, has_glyphs
@@ -150,3 +152,36 @@ def test_weeks_with_part_of_their_days_in_the_data_are_marked_as_such(small_nigh
         assert f"{week:%m-%d} 起的一周只有 {days} 天" in text
     whole = replace(data, weekly=weeks.with_columns(days=pl.lit(7, pl.Int64)))
     assert "起的一周只有" not in render_report(whole, summary, tmp_path).read_text(encoding="utf-8")
+
+
+def test_complaints_are_timed_as_their_cases_are(small_night, tmp_path):
+    """A complaint that reached 调查核实 is no longer counted down, however late that was; one still waiting to be
+    checked past its deadline is listed as overdue even when it came in long ago, as in `cases.xlsx`."""
+    from datetime import timedelta
+
+    from pipelines.cases.store import advance, cases
+    from pipelines.report.data import RECENT_DAYS, load_report_data
+    from pipelines.report.render import render_report
+
+    db, summary, _ = small_night
+    copy = tmp_path / "w.duckdb"
+    shutil.copy(db, copy)
+    con = duckdb.connect(str(copy))
+    complaints = cases(con, date.fromisoformat(summary["as_of"])).filter(pl.col("kind") == "complaint")
+    assert complaints.height >= 2
+    checked, waiting = complaints["case_id"][0], complaints["case_id"][1]
+    for to in ("复审", "调查核实"):
+        advance(con, checked, to, "稽核科 王明", "test")
+    late = complaints["due_on"].max() + timedelta(days=RECENT_DAYS + 1)  # every complaint past its deadline
+    data = load_report_data(con, summary["run_id"], late, summary["draw"]["draw_id"])
+    shown = cases(con, late).filter(pl.col("kind") == "complaint")
+    con.close()
+
+    listed = data.complaints["complaint_id"].to_list()
+    assert checked.removeprefix("TS-") not in listed  # checked, and received more than RECENT_DAYS ago
+    assert waiting.removeprefix("TS-") in listed
+    assert set(listed) == {c.removeprefix("TS-") for c in shown.filter(pl.col("overdue"))["case_id"]}
+    html = render_report(data, summary, tmp_path).read_text(encoding="utf-8")
+    section = html[html.index('id="complaints"') : html.index("</section>", html.index('id="complaints"'))]
+    assert section.count("已逾期") == len(listed) and "已核查" not in section
+    assert "30日核查时限" in section

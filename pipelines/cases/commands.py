@@ -109,7 +109,7 @@ def _list(args) -> None:
         return
     for r in frame.iter_rows(named=True):
         late = " 逾期" if r["overdue"] else ""
-        due = f" 期限{r['due_on']}" if r["due_on"] else ""
+        due = f" 核查期限{r['due_on']}" if r["due_on"] else ""
         print(f"{r['case_id']:<28} {r['status']:<5} {r['fixmedins_code']:<14} {r['title']}{due}{late}")
     print(f"{frame.height} case(s)")
 
@@ -132,7 +132,7 @@ def _show(args) -> None:
     print(f"{case['case_id']}  {case['title']}  机构 {case['fixmedins_code']}  当前环节 {status}")
     print(
         f"  立案 {case['opened_on']}"
-        + (f"  期限 {case['due_on']}" if case["due_on"] else "")
+        + (f"  核查期限 {case['due_on']}" if case["due_on"] else "")
         + (f"  金额 {case['amount']:,.2f}" if case["amount"] is not None else "")
     )
     if outcome:

@@ -121,7 +121,7 @@ CASE_ZH = {
     "title": "线索",
     "status": "当前环节",
     "opened_on": "立案日期",
-    "due_on": "办结期限",
+    "due_on": "核查期限",  # a complaint must reach 调查核实 by then (cases.toml)
     "overdue_zh": "逾期",
     "amount": "涉及金额(元)",
     "audited": "核查人次",

@@ -5,12 +5,13 @@ No personal identifiers leave these queries: no psn_no, no patient names, no com
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 import duckdb
 import polars as pl
 
 from detectors.config import load as load_detector_config
+from pipelines.cases.lifecycle import CHECKED, TERMINAL
 from pipelines.cases.lifecycle import load as load_case_config
 from pipelines.cases.store import cases, rectifications
 from pipelines.detect.window import day_span, window_start
@@ -18,6 +19,7 @@ from pipelines.targeting.outcomes import rates
 from pipelines.warehouse.schema import has_table, ref_table
 
 KIND = "CASE {col} WHEN '2' THEN '定点零售药店' ELSE '定点医疗机构' END"
+RECENT_DAYS = 60  # complaints received this many days back are listed whatever their status
 
 
 @dataclass
@@ -36,6 +38,37 @@ class ReportData:
     follow_up: pl.DataFrame  # rectification items overdue or failed
     monthly: pl.DataFrame  # source_name, month, audited, confirmed, rate
     review: pl.DataFrame  # rules confirmed too rarely: source_name, audited, rate
+
+
+def _complaints(
+    con: duckdb.DuckDBPyConnection, case_table: pl.DataFrame, names: str, as_of: date, draw_id: str | None
+) -> pl.DataFrame:
+    """The complaints a manager follows: those received in the last RECENT_DAYS and any still waiting to be
+    checked, each with the deadline, status and lateness of its case (`TS-<complaint_id>`, see cases.toml),
+    so the report says what `cases.xlsx` says."""
+    if not has_table(con, "ref_complaints"):
+        return pl.DataFrame()
+    received = con.sql(
+        f"""SELECT c.complaint_id, c.fixmedins_code, i.fixmedins_name, c.channel, c.received_date,
+                  t.fixmedins_code IS NOT NULL AS on_list
+           FROM ref_complaints c LEFT JOIN {names} i USING (fixmedins_code)
+           LEFT JOIN (SELECT fixmedins_code FROM draw_targets WHERE draw_id = ?) t USING (fixmedins_code)
+           WHERE c.received_date <= ?""",
+        params=[draw_id, as_of],
+    ).pl()
+    of_case = case_table.filter(pl.col("kind") == "complaint").select(
+        complaint_id=pl.col("case_id").str.strip_prefix("TS-"), status="status", deadline="due_on", overdue="overdue"
+    )
+    settled = pl.col("status").is_in(list(CHECKED) + list(TERMINAL))
+    return (
+        received.join(of_case, on="complaint_id", how="left")
+        .with_columns(
+            settled=settled.fill_null(False),
+            days_left=(pl.col("deadline") - pl.lit(as_of)).dt.total_days(),
+        )
+        .filter(~pl.col("settled") | (pl.col("received_date") > pl.lit(as_of - timedelta(days=RECENT_DAYS))))
+        .sort("settled", "deadline", "complaint_id")
+    )
 
 
 def load_report_data(
@@ -102,21 +135,8 @@ def load_report_data(
            FROM institution_scores WHERE run_id = ? GROUP BY ALL ORDER BY region, kind""",
         params=[run_id],
     ).pl()
-    complaints = (
-        con.sql(
-            f"""SELECT c.complaint_id, c.fixmedins_code, i.fixmedins_name, c.channel, c.received_date,
-                      CAST(c.received_date + INTERVAL 30 DAY AS DATE) AS deadline,
-                      date_diff('day', CAST(? AS DATE), CAST(c.received_date + INTERVAL 30 DAY AS DATE)) AS days_left,
-                      t.fixmedins_code IS NOT NULL AS on_list
-               FROM ref_complaints c LEFT JOIN {names} i USING (fixmedins_code)
-               LEFT JOIN (SELECT fixmedins_code FROM draw_targets WHERE draw_id = ?) t USING (fixmedins_code)
-               WHERE c.received_date <= ? AND c.received_date > CAST(? AS DATE) - INTERVAL 60 DAY
-               ORDER BY deadline, complaint_id""",
-            params=[as_of, draw_id, as_of, as_of],
-        ).pl()
-        if has_table(con, "ref_complaints")
-        else pl.DataFrame()
-    )
+    c = cases(con, as_of)
+    complaints = _complaints(con, c, names, as_of, draw_id)
     estimates = con.sql(
         f"""SELECT e.fixmedins_code, i.fixmedins_name, e.audited, e.confirmed, e.observed, e.estimate, e.lower,
                   e.upper, e.confidence
@@ -128,7 +148,6 @@ def load_report_data(
         "SELECT selection_reason, count(*) AS institutions FROM draw_targets WHERE draw_id = ? GROUP BY ALL",
         params=[draw_id],
     ).pl()
-    c = cases(con, as_of)
     case_status = (
         c.group_by("status", "kind")
         .agg(pl.len().alias("cases"), pl.col("overdue").sum().alias("overdue"))

@@ -11,10 +11,11 @@ import jinja2
 import polars as pl
 
 from pipelines import __version__
+from pipelines.cases.lifecycle import load as load_case_config
 from pipelines.outputs.safe_text import private_file
 from pipelines.outputs.templates import TEMPLATES
 from pipelines.report import charts
-from pipelines.report.data import ReportData
+from pipelines.report.data import RECENT_DAYS, ReportData
 from pipelines.targeting.selection import REASON_ZH
 
 
@@ -28,6 +29,12 @@ def _b64(png: bytes) -> str:
 
 def _label(name: str | None, code: str) -> str:
     return name or code or "(文件名无法识别机构)"
+
+
+def _complaint_rule() -> dict:
+    """How the report words the complaints' deadline, from cases.toml: "30日" or "30个工作日"."""
+    dl = load_case_config()["deadlines"]
+    return {"days": f"{dl['complaint_days']}{'个工作日' if dl['working_days'] else '日'}", "recent": RECENT_DAYS}
 
 
 def context(d: ReportData, summary: dict) -> dict:
@@ -125,6 +132,7 @@ def context(d: ReportData, summary: dict) -> dict:
         ],
         "mix": [{**r, "amount": _money(r["amount"])} for r in d.mix.iter_rows(named=True)],
         "regions": [{**r, "amount": _money(r["amount"])} for r in d.regions.iter_rows(named=True)],
+        "complaint_rule": _complaint_rule(),
         "complaints": [
             {**r, "name": _label(r["fixmedins_name"], r["fixmedins_code"])} for r in d.complaints.iter_rows(named=True)
         ],
