@@ -19,6 +19,7 @@ from pipelines.notices.evidence import load_evidence
 from pipelines.notices.render import render_docx, start_pdf
 from pipelines.outputs.safe_text import file_stem
 from pipelines.outputs.xlsx import Workbook
+from pipelines.progress import counted
 from pipelines.targeting.selection import REASON_ZH
 from pipelines.warehouse.schema import has_table, insert_frame
 
@@ -68,7 +69,7 @@ def run_notices(
     ).pl()
     codes = targets["fixmedins_code"].to_list()
     cycle = con.execute("SELECT cycle FROM draws WHERE draw_id = ?", [draw_id]).fetchall()[0][0]
-    say(f"the evidence of {len(codes)} selected institutions")
+    say(f"reading the evidence of {counted(len(codes), 'selected institution')}")
     evidence = load_evidence(con, run_id, codes, cfg, cycle)
     institutions = _institutions(con, codes)
     groups: dict[int, list[tuple[str, str]]] = {}
