@@ -77,3 +77,36 @@ def test_cases_cycle_through_two_nights_and_the_commands(inbox_copy, tmp_path):
         if isinstance(r[7], str) and "多支付医保基金" in r[7]
     ]
     assert audited and all(re.search(r"多支付医保基金\d{1,3}(,\d{3})*\.\d\d元$", r) for r in audited), audited[:3]
+
+
+def test_working_days_time_complaints_but_a_notice_is_due_in_the_calendar_days_it_gives(
+    small_night, tmp_path, monkeypatch
+):
+    """cases.toml may count complaints' days as working days; a rectification is due when its notice says
+    ("自收到本通知之日起 30 日内"), counted in calendar days whatever that setting."""
+    import copy
+    import shutil
+    from datetime import timedelta
+
+    from pipelines.cases import step
+    from pipelines.cases.deadlines import add_days
+    from pipelines.notices.config import load as load_notice_config
+
+    cfg = copy.deepcopy(step.load_config())
+    cfg["deadlines"]["working_days"] = True
+    monkeypatch.setattr(step, "load_config", lambda: cfg)
+    db, summary, _ = small_night
+    shutil.copy(db, tmp_path / "w.duckdb")
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    con.execute("DELETE FROM case_events WHERE case_id LIKE 'TS-%'")
+    con.execute("DELETE FROM cases WHERE case_id LIKE 'TS-%'")
+    issued = date(2026, 11, 6)  # a Friday
+    notices = {"issued": {"H13030200099": {"doc_no": "测试〔2026〕1号", "total": 1.0, "date": issued.isoformat()}}}
+    step.open_cases(con, "test", date.fromisoformat(summary["as_of"]), summary["draw"]["draw_id"], notices)
+    rect_due = con.execute("SELECT due_on FROM rectifications WHERE fixmedins_code = 'H13030200099'").fetchall()
+    complaints = con.execute("SELECT opened_on, due_on FROM cases WHERE case_id LIKE 'TS-%'").fetchall()
+    con.close()
+    assert rect_due == [(issued + timedelta(days=load_notice_config()["document"]["rectify_days"]),)]
+    days = cfg["deadlines"]["complaint_days"]
+    assert complaints and all(due == add_days(opened, days, working_days=True) for opened, due in complaints)
+    assert any(due != opened + timedelta(days=days) for opened, due in complaints)

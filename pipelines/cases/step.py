@@ -10,7 +10,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from pipelines.cases.deadlines import deadline
+from pipelines.cases.deadlines import add_days, deadline
 from pipelines.cases.lifecycle import load as load_config
 from pipelines.cases.store import cases, open_case, open_rectification, rectifications
 from pipelines.notices.config import load as load_notice_config
@@ -84,9 +84,10 @@ def open_cases(
             None,
             run_id,
         )
-        rects += open_rectification(
-            con, f"ZG-{cycle}-{code}", case_id, code, n["doc_no"], issued, deadline(issued, rectify_days, cfg), run_id
-        )
+        # the notice gives "N 日内" (calendar days, as the law reads 日 unless it says 工作日): the item is due then,
+        # whatever cases.toml says of complaints' working days
+        due = add_days(issued, rectify_days)
+        rects += open_rectification(con, f"ZG-{cycle}-{code}", case_id, code, n["doc_no"], issued, due, run_id)
     if has_table(con, "ref_audit_outcomes"):
         con.execute(OUTCOMES_SQL)
     return opened, rects
