@@ -3,7 +3,7 @@ the repeat-offender uplift on hand examples, and cases through two nights."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from itertools import pairwise
 
 import duckdb
@@ -47,6 +47,35 @@ def test_deadlines_calendar_and_working_days():
     assert add_days(fri, 5, working_days=True) == date(2026, 11, 6)
     assert add_days(fri, 5, working_days=True, holidays=frozenset({date(2026, 11, 2)})) == date(2026, 11, 9)
     assert deadline(date(2026, 10, 6), 30, CFG) == date(2026, 11, 5)  # a complaint received 10-06
+
+
+def test_a_complaint_is_open_until_the_end_of_its_deadline_day(monkeypatch):
+    """The draw, the risk score and the report all ask `open_complaints`: received by the day, and the day is
+    its deadline or before; the deadline counts working days when cases.toml says so."""
+    import copy
+
+    from pipelines.cases import complaints
+
+    con = duckdb.connect()
+    con.execute("CREATE TABLE ref_complaints (complaint_id VARCHAR, fixmedins_code VARCHAR, received_date DATE)")
+    as_of, days = date(2026, 10, 31), CFG["deadlines"]["complaint_days"]
+    received = {
+        "due-today": as_of - timedelta(days=days),
+        "due-yesterday": as_of - timedelta(days=days + 1),
+        "tomorrow": as_of + timedelta(days=1),
+    }
+    con.executemany("INSERT INTO ref_complaints VALUES (?, 'H1', ?)", list(received.items()))
+    opened = complaints.open_complaints(con, as_of)
+    assert opened["complaint_id"].to_list() == ["due-today"]
+    assert opened["deadline"].to_list() == [as_of]
+
+    working = copy.deepcopy(CFG)
+    working["deadlines"]["working_days"] = True
+    monkeypatch.setattr(complaints, "load_config", lambda: working)
+    opened = complaints.open_complaints(con, as_of)
+    assert opened["complaint_id"].to_list() == ["due-yesterday", "due-today"]  # working days reach further
+    assert all(d == add_days(r, days, working_days=True) for r, d in opened.select("received_date", "deadline").rows())
+    assert complaints.open_complaints(duckdb.connect(), as_of).is_empty()  # no complaints list: none open
 
 
 @pytest.fixture

@@ -10,7 +10,8 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from pipelines.cases.deadlines import add_days, deadline
+from pipelines.cases.complaints import complaint_deadline
+from pipelines.cases.deadlines import add_days
 from pipelines.cases.lifecycle import load as load_config
 from pipelines.cases.store import cases, open_case, open_rectification, rectifications
 from pipelines.notices.config import load as load_notice_config
@@ -52,7 +53,7 @@ def open_cases(
             "SELECT complaint_id, received_date, fixmedins_code, channel FROM ref_complaints WHERE received_date <= ?",
             [as_of],
         ).fetchall():
-            due = deadline(received, cfg["deadlines"]["complaint_days"], cfg)
+            due = complaint_deadline(received, cfg)
             opened += open_case(
                 con,
                 f"TS-{cid}",

@@ -26,6 +26,7 @@ import duckdb
 import polars as pl
 
 from data_contracts.contract import upload_tables
+from pipelines.cases.complaints import open_complaints
 from pipelines.warehouse.schema import has_table, key_hash, ref_table
 
 COMPONENTS = {
@@ -321,14 +322,7 @@ def load_window(con: duckdb.DuckDBPyConnection, as_of: date, days: int, recheck:
             if c in catalog.columns
         )
     pairs = con.sql("SELECT * FROM ref_item_pairs").pl() if has_table(con, "ref_item_pairs") else None
-    complaints = (
-        con.sql(
-            "SELECT * FROM ref_complaints WHERE received_date > ? - INTERVAL 30 DAY AND received_date <= ?",
-            params=[as_of, as_of],
-        ).pl()
-        if has_table(con, "ref_complaints")
-        else pl.DataFrame(schema={"fixmedins_code": pl.String})
-    )
+    complaints = open_complaints(con, as_of)
     limit = con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
     con.execute(f"SET memory_limit = '{READ_MEMORY}'")
     return Window(

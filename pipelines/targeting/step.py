@@ -14,6 +14,7 @@ import polars as pl
 
 from detectors.config import load as load_detector_config
 from pipelines import __version__
+from pipelines.cases.complaints import open_complaints
 from pipelines.cases.step import follow_up_targets
 from pipelines.detect.window import day_span, window_start
 from pipelines.targeting.claim_sample import draw_claim_sample, frame_sha256
@@ -52,20 +53,11 @@ def _frame(con: duckdb.DuckDBPyConnection, table: str, sql: str, params: list, s
 
 
 def gather_inputs(con: duckdb.DuckDBPyConnection, run_id: str, as_of: date, cfg: dict) -> DrawInputs:
-    days = int(cfg["selection"]["complaint_days"])
     candidates = con.sql(
         "SELECT fixmedins_code, fixmedins_type, region, risk_score FROM institution_scores WHERE run_id = ?",
         params=[run_id],
     ).pl()
-    complaints = _frame(
-        con,
-        "ref_complaints",
-        "SELECT complaint_id, CAST(received_date + INTERVAL (?) DAY AS DATE) AS deadline, fixmedins_code, "
-        "received_date FROM ref_complaints WHERE received_date > CAST(? AS DATE) - INTERVAL (?) DAY "
-        "AND received_date <= ?",
-        [days, as_of, days, as_of],
-        SCHEMAS["complaints"],
-    )
+    complaints = open_complaints(con, as_of).cast(SCHEMAS["complaints"]).select(list(SCHEMAS["complaints"]))
     # complaint targets without claims in the window are still visited: give them their type and region
     known = _frame(
         con,
