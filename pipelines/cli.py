@@ -120,6 +120,8 @@ def _print_summary(s: dict, out: Path, db: Path) -> None:
             f"  {t:<5} rows: {c['received']:,} received = {c['loaded']:,} loaded + "
             f"{c['quarantined']:,} quarantined + {c['duplicate']:,} duplicate"
         )
+    if f.get("waiting_lines_loaded"):
+        print(f"  fee lines that waited for their settlement, loaded tonight: {f['waiting_lines_loaded']:,}")
     for r in f["rejected"][:5]:
         print(f"  rejected {r['file']}: {r['reason']}")
     if len(f["rejected"]) > 5:
@@ -279,7 +281,7 @@ def cmd_demo(args) -> None:
     _print_summary(s, first, db)
 
     # the month goes by: inspectors audit the sampled claims and work the cases, one institution reports its
-    # rectification, the others do not; a resent and a corrected upload arrive
+    # rectification, the others do not; a resent and two corrected uploads arrive
     as_of = date.fromisoformat(s["as_of"])
     outcomes = audit_outcomes(first / "claim_samples.csv", g.truth / "labels.csv", as_of, seed=args.seed)
     outcomes.write_csv(inbox / "reference" / "audit_outcomes.csv")

@@ -39,20 +39,30 @@ def test_identical_resend_is_unchanged_and_corrected_resend_replaces_rows(inbox_
     truth = inbox_copy.parent / "inbox.truth"
     later = sorted((truth / "next_delivery" / "uploads").iterdir())
     corrected = next(p for p in later if p.name.endswith("_fee.csv"))
+    # the settlement file sent again put right (the other is byte for byte what was sent before)
+    sent = inbox_copy / "uploads"
+    changed = [p for p in later if p.read_bytes() != (sent / p.name).read_bytes()]
+    setl_fixed = next(p for p in changed if p.name.endswith("_setl.csv"))
+    rows = pl.read_csv(truth / "rows.csv", infer_schema=False)
+    its_fee = setl_fixed.name.replace("_setl", "_fee")
+    waiting = rows.filter((pl.col("file") == its_fee) & (pl.col("rule") == "setl_missing"))
     con = duckdb.connect(str(db), read_only=True)
     before = con.execute("SELECT count(*) FROM fee WHERE source_file = ?", [corrected.name]).fetchall()[0][0]
     con.close()
     for p in later:
         shutil.copy(p, inbox_copy / "uploads" / p.name)
     s = run(inbox_copy, db, tmp_path / "out2")
-    assert s["files"]["loaded"] == 1 and s["files"]["corrected"] == 1
+    # two corrections, and the fee file of the corrected settlements read again for its waiting lines
+    assert s["files"]["loaded"] == 3 and s["files"]["corrected"] == 2
+    assert s["files"]["waiting_lines_loaded"] == waiting.height > 0
     con = duckdb.connect(str(db), read_only=True)
     after = con.execute("SELECT count(*) FROM fee WHERE source_file = ?", [corrected.name]).fetchall()[0][0]
     rows_in_file = pl.read_csv(corrected, infer_schema=False).height
     # the defective version loaded all but 8 refused lines (+1 duplicate); the correction loads every line
     assert before == rows_in_file - 7
     assert after == rows_in_file
-    assert s["rows"]["fee"] == {"received": rows_in_file, "loaded": rows_in_file, "quarantined": 0, "duplicate": 0}
+    n = rows_in_file + waiting.height
+    assert s["rows"]["fee"] == {"received": n, "loaded": n, "quarantined": 0, "duplicate": 0}
     statuses = con.execute(
         "SELECT status FROM manifest WHERE file_name = ? ORDER BY seen_at", [corrected.name]
     ).fetchall()
@@ -189,3 +199,53 @@ def test_a_folder_or_a_link_among_the_uploads_is_refused_and_the_files_beside_it
     refused = {r["file"]: r["rule"] for r in result.rejected}
     assert refused == {"H13030200001_20261016_setl.csv": "not_a_file", "H13030200001_20261017_setl.csv": "not_a_file"}
     assert result.loaded == 2 and result.rows["setl"].loaded == 1 and result.rows["fee"].loaded == 1
+
+
+def test_fee_lines_waiting_for_their_settlement_load_the_night_it_comes(tmp_path):
+    """A fee file that came before its settlements: its lines are refused (setl_missing) and the institution is
+    told to send the settlements. The fee file was right, so it is not sent again; its waiting lines load the
+    night their settlement comes, once, and the others keep waiting."""
+    from tests.helpers import fee_row, load_uploads, make_inbox, setl_totalling
+
+    fee = [
+        fee_row(),  # F1 of visit S1
+        fee_row(feedetl_sn="F2"),
+        fee_row(feedetl_sn="F4", init_feedetl_sn="F1", cnt="-1", det_item_fee_sumamt="-12.00"),  # refund of F1
+        fee_row(feedetl_sn="F3", setl_id="S2", mdtrt_id="M2"),  # visit S2, whose settlement comes last
+        # a refund of S1 naming a line of S2: refused once its settlement is there, and not read again after
+        fee_row(feedetl_sn="F5", init_feedetl_sn="F3", cnt="-1", det_item_fee_sumamt="-12.00"),
+    ]
+    inbox = make_inbox(tmp_path / "inbox", {"H13030200001_20261015_fee.csv": fee})
+    db = tmp_path / "w.duckdb"
+    first = load_uploads(inbox, db, "night-1")
+    assert first.rows["fee"].quarantined == 5 and first.waiting_loaded == 0
+
+    make_inbox(inbox, {"H13030200001_20261015_setl.csv": [setl_totalling(36.0)]})
+    second = load_uploads(inbox, db, "night-2")
+    assert second.waiting_loaded == 3
+    assert second.seen == second.loaded + second.unchanged + len(second.rejected) == 2
+    fee_counts = second.rows["fee"]
+    assert (fee_counts.received, fee_counts.loaded, fee_counts.quarantined) == (4, 3, 1)
+    con = duckdb.connect(str(db), read_only=True)
+    loaded = con.execute("SELECT feedetl_sn, source_file, source_row, run_id FROM fee ORDER BY 1").fetchall()
+    refused = con.execute("SELECT record_id, rule FROM quarantine WHERE run_id = 'night-2'").fetchall()
+    con.close()
+    assert refused == [("F5", "refund_unmatched")]
+    assert loaded == [
+        ("F1", "H13030200001_20261015_fee.csv", 2, "night-2"),
+        ("F2", "H13030200001_20261015_fee.csv", 3, "night-2"),
+        ("F4", "H13030200001_20261015_fee.csv", 4, "night-2"),
+    ]
+
+    # an identical resend of the fee file and a new file of another day: nothing loads twice, F3 still waits
+    (inbox / "uploads" / "H13030200001_20261015_fee.csv").touch()
+    make_inbox(inbox, {"H13030200001_20261016_setl.csv": [setl_totalling(34.0, setl_id="S9", mdtrt_id="M9")]})
+    third = load_uploads(inbox, db, "night-3")
+    assert third.waiting_loaded == 0 and third.rows["fee"].received == 0 and third.unchanged == 2
+
+    make_inbox(inbox, {"H13030200001_20261017_setl.csv": [setl_totalling(24.0, setl_id="S2", mdtrt_id="M2")]})
+    fourth = load_uploads(inbox, db, "night-4")
+    assert fourth.waiting_loaded == 1 and fourth.rows["fee"].received == 1  # F3; F5's original is of another visit
+    con = duckdb.connect(str(db), read_only=True)
+    assert con.execute("SELECT count(*), count(DISTINCT feedetl_sn) FROM fee").fetchall() == [(4, 4)]
+    con.close()

@@ -71,7 +71,7 @@ def judge(con: duckdb.DuckDBPyConnection, table: Table, checked: pl.DataFrame) -
         )
     # 2. keys already in the warehouse
     cols = ", ".join(f"CAST(t.{ident(c.code)} AS {_POLARS_SQL[c.type]}) AS {ident(c.code)}" for c in table.columns)
-    existing = _by_key(con, table, checked.select(key), cols)
+    existing = by_key(con, table, checked.select(key), cols)
     if not existing.is_empty():
         hit = checked.join(existing, on=key, suffix="_wh")
         statuses.append(
@@ -89,7 +89,7 @@ def judge(con: duckdb.DuckDBPyConnection, table: Table, checked: pl.DataFrame) -
     return judged
 
 
-def _by_key(con: duckdb.DuckDBPyConnection, table: Table, keys: pl.DataFrame, cols: str) -> pl.DataFrame:
+def by_key(con: duckdb.DuckDBPyConnection, table: Table, keys: pl.DataFrame, cols: str) -> pl.DataFrame:
     """`cols` (SQL over alias t) of the warehouse rows of `table` whose key hash equals that of a row of `keys`
     (a frame of the table's key columns). A hash match only makes a candidate: callers join on the keys."""
     con.register("lookup_keys", keys.to_arrow())
@@ -105,7 +105,7 @@ def _fee_links(con: duckdb.DuckDBPyConnection, new: pl.DataFrame) -> list[pl.Dat
     """Fee lines whose settlement is not loaded, and refunds that name no line of their visit."""
     tables = upload_tables()
     visit = ["fixmedins_code", "setl_id"]
-    loaded = _by_key(con, tables["setl"], new.select(visit), "t.fixmedins_code, t.setl_id")
+    loaded = by_key(con, tables["setl"], new.select(visit), "t.fixmedins_code, t.setl_id")
     missing = new.join(loaded, on=visit, how="anti").select(*KEY_ORDER, status=pl.lit("setl_missing"))
     out = [missing]
     refunds = new.filter(pl.col("cnt") < 0).join(missing, on=KEY_ORDER, how="anti")
@@ -119,6 +119,6 @@ def _fee_links(con: duckdb.DuckDBPyConnection, new: pl.DataFrame) -> list[pl.Dat
     if pending.is_empty():
         return out
     named = pending.select("fixmedins_code", feedetl_sn="init_feedetl_sn")
-    earlier = _by_key(con, tables["fee"], named, "t.fixmedins_code, t.feedetl_sn AS init_feedetl_sn, t.mdtrt_id")
+    earlier = by_key(con, tables["fee"], named, "t.fixmedins_code, t.feedetl_sn AS init_feedetl_sn, t.mdtrt_id")
     out.append(pending.join(earlier, on=link, how="anti").select(*KEY_ORDER, status=pl.lit("refund_unmatched")))
     return out

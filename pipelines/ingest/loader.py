@@ -26,6 +26,7 @@ from pipelines.ingest.hashing import HashAhead
 from pipelines.ingest.plan import Incoming, plan
 from pipelines.ingest.prepare import Known, prepare
 from pipelines.ingest.result import TABLE_ORDER, IngestResult
+from pipelines.ingest.waiting import load_waiting
 from pipelines.ingest.write import commit
 from pipelines.progress import counted
 from pipelines.warehouse.schema import has_table, ident
@@ -133,7 +134,8 @@ def ingest(
             current = future.result()
             ahead += [(j, _submit(pool, *job, known, _numbered(say, j, n))) for j, job in islice(queued, 1)]
             commit(con, current, run_id, result, _numbered(say, k, n))
-    if rounds:
+    if rounds:  # a settlement can only have come with tonight's files
+        load_waiting(con, inbox / "uploads", run_id, result, known, say)
         for statement in CROSS_TABLE_WARNINGS.strip().split(";\n"):
             if statement.strip():
                 con.execute(statement, [run_id] * statement.count("?"))

@@ -26,6 +26,7 @@ class IngestResult:
     unchanged: int = 0
     corrected: int = 0
     rejected: list[dict] = field(default_factory=list)
+    waiting_loaded: int = 0  # fee lines of earlier files loaded tonight, their settlement having come (waiting.py)
     rows: dict[str, RowCounts] = field(default_factory=lambda: {t: RowCounts() for t in TABLE_ORDER})
 
     def files_summary(self) -> dict:
@@ -35,4 +36,5 @@ class IngestResult:
             "unchanged": self.unchanged,
             "corrected": self.corrected,
             "rejected": self.rejected,
+            "waiting_lines_loaded": self.waiting_loaded,
         }

@@ -149,6 +149,7 @@ def inject(
     f = files[(*key, "setl")]
     name = file_name(*key, "setl")
     fr = f.frame
+    corrected_setl = (name, UploadFile(fr))  # sent again put right: its fee lines, refused meanwhile, then load
     r = clean_rows(key, "setl", 5)
     fr = _set(fr, r[0], medfee_sumamt="12O.50")
     exp.row(name, "setl", fr, r[0], "quarantine", "bad_decimal:medfee_sumamt")
@@ -213,7 +214,11 @@ def inject(
     key = pick(hosp1)
     files[(*key, "setl")].fmt = files[(*key, "fee")].fmt = "parquet"
 
-    # --- the next delivery: an identical resend and a corrected resend -----------------------------
+    # --- the next delivery: an identical resend, a corrected fee file and a corrected settlement file --
     resend_key = pick(lambda c, d: True)
-    nxt = {file_name(*resend_key, "setl"): files[(*resend_key, "setl")], corrected[0]: corrected[1]}
+    nxt = {
+        file_name(*resend_key, "setl"): files[(*resend_key, "setl")],
+        corrected[0]: corrected[1],
+        corrected_setl[0]: corrected_setl[1],
+    }
     return exp, nxt

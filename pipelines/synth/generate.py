@@ -200,7 +200,8 @@ def generate(out: Path, seed: int = 7, scale: str = "small", end: date = DEFAULT
         f"Ground truth for the synthetic inbox {out.name} (seed {seed}, scale {scale}, {start}..{end}).\n"
         "labels.csv: injected anomalous visits; institutions.csv: which institutions carry which patterns;\n"
         "files.csv / rows.csv: what the loader must reject, quarantine or count as duplicate;\n"
-        "next_delivery/uploads: a later delivery holding an identical resend and a corrected resend.\n",
+        "next_delivery/uploads: a later delivery holding an identical resend, a corrected fee file and a corrected\n"
+        "settlement file (the fee lines refused for want of its settlements then load).\n",
         encoding="utf-8",
     )
     return Generated(out, truth, len(files), setl.height, fee.height, len(plan), labels["setl_id"].n_unique())
