@@ -96,3 +96,30 @@ def test_sampling_workbook_is_usable(small_night):
     samples = pl.read_csv(out / "claim_samples.csv", infer_schema=False)
     assert {"fixmedins_code", "setl_id", "stratum", "weight"} <= set(samples.columns)
     assert samples["psn_name_masked"].str.contains(r"^.\*$").all()
+
+
+def test_a_setting_this_version_no_longer_has_does_not_redraw_the_cycle(small_night, tmp_path):
+    """Upgrading claimwatch mid-cycle keeps the cycle's draw when the only difference in its parameters is a
+    setting the new version dropped (targeting.toml's complaint_days went to cases.toml); a changed setting
+    still makes a new draw."""
+    import json
+    import shutil
+
+    from pipelines.targeting.step import run_targeting
+
+    db, summary, _ = small_night
+    as_of = date.fromisoformat(summary["as_of"])
+    draw_id = summary["draw"]["draw_id"]
+    for extra, expected in (({"complaint_days": 30}, "reused"), ({"complaint_days": 30, "hospitals": 99}, "new")):
+        copy = tmp_path / f"{expected}.duckdb"
+        shutil.copy(db, copy)
+        con = duckdb.connect(str(copy))
+        (params,) = con.execute("SELECT params FROM draws WHERE draw_id = ?", [draw_id]).fetchall()[0]
+        older = json.loads(params)
+        older["selection"] |= extra
+        con.execute(
+            "UPDATE draws SET params = ?, params_sha256 = 'made-by-an-older-version' WHERE draw_id = ?",
+            [json.dumps(older, ensure_ascii=False), draw_id],
+        )
+        assert run_targeting(con, "upgraded", as_of, None)["status"] == expected
+        con.close()

@@ -204,17 +204,31 @@ def _copy_draw(con: duckdb.DuckDBPyConnection, old: str, new: str) -> None:
         )
 
 
+def _same_params(con: duckdb.DuckDBPyConnection, draw_id: str, params: dict) -> bool:
+    """Whether a draw was made with `params`, settings this version no longer has left aside: they cannot have
+    made the draw differ (`selection.complaint_days` moved to cases.toml), and upgrading claimwatch mid-cycle must
+    not draw the cycle again."""
+    (stored,) = con.execute("SELECT params FROM draws WHERE draw_id = ?", [draw_id]).fetchall()[0]
+    old = json.loads(stored)
+    kept = {s: {k: v for k, v in old.get(s, {}).items() if k in now} for s, now in params.items()}
+    return kept == json.loads(json.dumps(params))
+
+
 def run_targeting(
     con: duckdb.DuckDBPyConnection, run_id: str, as_of: date, seed: int | None, overrides: dict | None = None
 ) -> dict:
     """Make, reuse or amend the cycle's draw; returns what happened (for the run summary)."""
     cfg = load_config(overrides)
     cycle = cycle_of(as_of, cfg["cycle"]["length"])
-    params_sha = sha256_text(json.dumps({k: cfg[k] for k in DRAW_SECTIONS}, sort_keys=True, ensure_ascii=False))
+    params = {k: cfg[k] for k in DRAW_SECTIONS}
+    params_sha = sha256_text(json.dumps(params, sort_keys=True, ensure_ascii=False))
     inputs = gather_inputs(con, run_id, as_of, cfg)
     existing = current_draw(con, cycle)
     versions = con.execute("SELECT coalesce(max(version), 0) FROM draws WHERE cycle = ?", [cycle]).fetchall()[0][0]
-    if existing and (seed is None or seed == existing.seed) and existing.params_sha256 == params_sha:
+    same = existing is not None and (
+        existing.params_sha256 == params_sha or _same_params(con, existing.draw_id, params)
+    )
+    if existing and (seed is None or seed == existing.seed) and same:
         on_list = {
             c
             for (c,) in con.execute(
