@@ -249,3 +249,27 @@ def test_fee_lines_waiting_for_their_settlement_load_the_night_it_comes(tmp_path
     con = duckdb.connect(str(db), read_only=True)
     assert con.execute("SELECT count(*), count(DISTINCT feedetl_sn) FROM fee").fetchall() == [(4, 4)]
     con.close()
+
+
+def test_a_settlement_corrected_the_same_night_lets_its_waiting_lines_load_that_night(tmp_path):
+    """The settlement file and its correction come the same night (the correction loads in a later round than the
+    fee file); the fee lines that waited for it load that night, and each file is counted once."""
+    from tests.helpers import fee_row, load_uploads, make_inbox, setl_totalling
+
+    inbox = make_inbox(
+        tmp_path / "inbox",
+        {
+            "H13030200001_20261015_fee.csv": [fee_row(), fee_row(feedetl_sn="F2")],
+            "H13030200001_20261015_setl.csv": [setl_totalling(48.0, age="150")],  # refused: out of range
+        },
+    )
+    fixed = inbox / "uploads" / "H13030200001_20261015_setl.parquet"
+    pl.DataFrame([setl_totalling(48.0)]).write_parquet(fixed)
+    later = time.time_ns() + 10**9
+    os.utime(fixed, ns=(later, later))
+    result = load_uploads(inbox, tmp_path / "w.duckdb", "night-1")
+    assert result.waiting_loaded == 2 and result.corrected == 1
+    assert result.seen == 3 and (result.loaded, result.unchanged, len(result.rejected)) == (3, 0, 0)
+    con = duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True)
+    assert con.execute("SELECT count(*) FROM fee").fetchall() == [(2,)]
+    con.close()

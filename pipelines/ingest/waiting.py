@@ -32,12 +32,12 @@ WAITING_RULES = ("setl_missing", "refund_unmatched")
 WAITING_SQL = f"""
     WITH w AS (SELECT DISTINCT file, row_number FROM quarantine WHERE table_name = 'fee' AND rule IN {WAITING_RULES}),
     latest AS (
-        SELECT q.file, m.sha256, m.size_bytes, m.mtime_ns, q.row_number, q.rule, q.row_json
+        SELECT q.file, m.sha256, m.size_bytes, m.mtime_ns, m.run_id AS loaded_by, q.row_number, q.rule, q.row_json
         FROM quarantine q SEMI JOIN w USING (file, row_number)
         JOIN manifest m ON m.file_name = q.file AND m.run_id = q.run_id
         WHERE q.table_name = 'fee' AND m.status = 'loaded'
         QUALIFY row_number() OVER (PARTITION BY q.file, q.row_number ORDER BY m.seen_at DESC) = 1)
-    SELECT file, sha256, size_bytes, mtime_ns, row_number, rule,
+    SELECT file, sha256, size_bytes, mtime_ns, loaded_by, row_number, rule,
            json_extract_string(row_json, '$.fixmedins_code') AS fixmedins_code,
            json_extract_string(row_json, '$.feedetl_sn') AS feedetl_sn,
            json_extract_string(row_json, '$.setl_id') AS setl_id,
@@ -113,25 +113,30 @@ def load_waiting(
     found = (
         _arrived(con, waiting)
         .group_by("file", maintain_order=True)
-        .agg(pl.col("sha256", "size_bytes", "mtime_ns").first(), pl.col("row_number").unique())
+        .agg(pl.col("sha256", "size_bytes", "mtime_ns", "loaded_by").first(), pl.col("row_number").unique())
         .sort("file")
     )
     files: list[Incoming] = []
     rows: dict[int, list[int]] = {}
-    for name, sha, size, mtime, row_numbers in found.iter_rows():
+    tonight: list[bool] = []  # first loaded tonight (in an earlier round than the settlement it waits for)
+    for name, sha, size, mtime, loaded_by, row_numbers in found.iter_rows():
         inc = _still_there(uploads, name, sha, size, mtime)
         if inc is None:
             continue
         rows[len(files)] = row_numbers
         files.append(inc)
+        tonight.append(loaded_by == run_id)
     if not files:
         return 0
     say(f"fee: reading {len(files)} files again for the lines that waited for their settlement")
     before = result.rows["fee"].loaded
     prepared = prepare(upload_tables()["fee"], files, known)
-    if prepared.rejected:  # unreadable now though unchanged: leave its lines where they are
+    prepared.rejected = {}  # unreadable now though unchanged: its lines stay where they are, the file as it was
+    if not prepared.read:
         return 0
     commit(con, _only(prepared, rows), run_id, result, say)
-    result.unchanged -= len(files)  # counted unchanged by the plan, loaded (in part) after all
+    # each file read again is counted once among the night's files: loaded, no longer unchanged
+    result.loaded -= sum(tonight[i] for i in prepared.read)
+    result.unchanged -= sum(not tonight[i] for i in prepared.read)
     result.waiting_loaded += result.rows["fee"].loaded - before
     return result.rows["fee"].loaded - before
