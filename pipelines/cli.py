@@ -112,8 +112,9 @@ def _print_summary(s: dict, out: Path, db: Path) -> None:
     f, rows = s["files"], s["rows"]
     print(f"claimwatch nightly {s['run_id']}: as of {s['as_of']}, {sum(s['timings_s'].values()):.1f}s")
     print(
-        f"  files: {f['seen']:,} seen, {f['loaded']:,} loaded, {f['unchanged']:,} unchanged, "
-        f"{f['corrected']:,} corrected, {len(f['rejected']):,} rejected"
+        f"  files: {f['seen']:,} seen = {f['loaded']:,} loaded"
+        + (f" ({f['corrected']:,} of them corrections)" if f["corrected"] else "")
+        + f" + {f['unchanged']:,} unchanged + {len(f['rejected']):,} rejected"
     )
     for t, c in rows.items():
         print(

@@ -185,3 +185,14 @@ def test_complaints_are_timed_as_their_cases_are(small_night, tmp_path):
     section = html[html.index('id="complaints"') : html.index("</section>", html.index('id="complaints"'))]
     assert section.count("已逾期") == len(listed) and "已核查" not in section
     assert "30日核查时限" in section
+
+
+def test_the_intake_sentence_adds_up(small_night):
+    """Received files = loaded + unchanged + rejected, corrections counted among the loaded, as a reader adds."""
+    _, summary, out = small_night
+    html = (out / "report.html").read_text(encoding="utf-8")
+    n = r"([\d,]+)"
+    corrections = r"(?:（其中更正重传 [\d,]+ 个）)?"
+    sentence = rf"收到文件 {n} 个：入库 {n} 个{corrections}，与已入库内容相同 {n} 个，整文件拒收 {n} 个"
+    seen, loaded, unchanged, rejected = (int(g.replace(",", "")) for g in re.search(sentence, html).groups())
+    assert seen == loaded + unchanged + rejected == summary["files"]["seen"] > 0

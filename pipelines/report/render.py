@@ -110,6 +110,7 @@ def context(d: ReportData, summary: dict) -> dict:
             "unchanged": files.get("unchanged", 0),
             "corrected": files.get("corrected", 0),
             "rejected": len(files.get("rejected", [])),
+            "waiting": files.get("waiting_lines_loaded", 0),
         },
         "rows": {
             t: f"收到 {c['received']:,} 行，入库 {c['loaded']:,}，隔离 {c['quarantined']:,}，重复 {c['duplicate']:,}"
