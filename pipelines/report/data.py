@@ -64,6 +64,7 @@ def _complaints(
         received.join(of_case, on="complaint_id", how="left")
         .with_columns(
             settled=settled.fill_null(False),
+            checked=pl.col("status").is_in(list(CHECKED)).fill_null(False),
             days_left=(pl.col("deadline") - pl.lit(as_of)).dt.total_days(),
         )
         .filter(~pl.col("settled") | (pl.col("received_date") > pl.lit(as_of - timedelta(days=RECENT_DAYS))))
