@@ -105,11 +105,12 @@ def load_waiting(
     result: IngestResult,
     known: Known,
     say: Callable[[str], None] = lambda _: None,
-) -> int:
-    """Load the waiting fee lines whose settlement or original line has arrived; the number of lines loaded."""
+) -> None:
+    """Load the waiting fee lines whose settlement or original line has arrived (counted in
+    `result.waiting_loaded`)."""
     waiting = con.sql(WAITING_SQL).pl()
     if waiting.is_empty():
-        return 0
+        return
     found = (
         _arrived(con, waiting)
         .group_by("file", maintain_order=True)
@@ -127,16 +128,15 @@ def load_waiting(
         files.append(inc)
         tonight.append(loaded_by == run_id)
     if not files:
-        return 0
+        return
     say(f"fee: reading {len(files)} files again for the lines that waited for their settlement")
     before = result.rows["fee"].loaded
     prepared = prepare(upload_tables()["fee"], files, known)
     prepared.rejected = {}  # unreadable now though unchanged: its lines stay where they are, the file as it was
     if not prepared.read:
-        return 0
+        return
     commit(con, _only(prepared, rows), run_id, result, say)
     # each file read again is counted once among the night's files: loaded, no longer unchanged
     result.loaded -= sum(tonight[i] for i in prepared.read)
     result.unchanged -= sum(not tonight[i] for i in prepared.read)
     result.waiting_loaded += result.rows["fee"].loaded - before
-    return result.rows["fee"].loaded - before
