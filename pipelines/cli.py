@@ -123,6 +123,13 @@ def _print_summary(s: dict, out: Path, db: Path) -> None:
         )
     if f.get("waiting_lines_loaded"):
         print(f"  fee lines that waited for their settlement, loaded tonight: {f['waiting_lines_loaded']:,}")
+    if f.get("waiting_lines_still"):
+        gone = f.get("waiting_lines_file_gone", 0)
+        print(
+            f"  fee lines still waiting for their settlement: {f['waiting_lines_still']:,} "
+            f"({counted(f['waiting_institutions'], 'institution')})"
+            + (f", {gone:,} of them from files no longer in uploads/ (to be sent again)" if gone else "")
+        )
     for r in f["rejected"][:5]:
         print(f"  rejected {r['file']}: {r['reason']}")
     if len(f["rejected"]) > 5:

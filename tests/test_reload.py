@@ -219,10 +219,11 @@ def test_fee_lines_waiting_for_their_settlement_load_the_night_it_comes(tmp_path
     db = tmp_path / "w.duckdb"
     first = load_uploads(inbox, db, "night-1")
     assert first.rows["fee"].quarantined == 5 and first.waiting_loaded == 0
+    assert (first.waiting_still, first.waiting_institutions, first.waiting_file_gone) == (5, 1, 0)
 
     make_inbox(inbox, {"H13030200001_20261015_setl.csv": [setl_totalling(36.0)]})
     second = load_uploads(inbox, db, "night-2")
-    assert second.waiting_loaded == 3
+    assert second.waiting_loaded == 3 and second.waiting_still == 2  # F3, and F5 refused again
     assert second.seen == second.loaded + second.unchanged + len(second.rejected) == 2
     fee_counts = second.rows["fee"]
     assert (fee_counts.received, fee_counts.loaded, fee_counts.quarantined) == (4, 3, 1)
@@ -246,9 +247,15 @@ def test_fee_lines_waiting_for_their_settlement_load_the_night_it_comes(tmp_path
     make_inbox(inbox, {"H13030200001_20261017_setl.csv": [setl_totalling(24.0, setl_id="S2", mdtrt_id="M2")]})
     fourth = load_uploads(inbox, db, "night-4")
     assert fourth.waiting_loaded == 1 and fourth.rows["fee"].received == 1  # F3; F5's original is of another visit
+    assert fourth.waiting_still == 1 and fourth.waiting_file_gone == 0
     con = duckdb.connect(str(db), read_only=True)
     assert con.execute("SELECT count(*), count(DISTINCT feedetl_sn) FROM fee").fetchall() == [(4, 4)]
     con.close()
+
+    # the fee file leaves the uploads: F5 can now only come in a new upload, and the count says so
+    (inbox / "uploads" / "H13030200001_20261015_fee.csv").unlink()
+    fifth = load_uploads(inbox, db, "night-5")
+    assert (fifth.waiting_still, fifth.waiting_institutions, fifth.waiting_file_gone) == (1, 1, 1)
 
 
 def test_a_settlement_corrected_the_same_night_lets_its_waiting_lines_load_that_night(tmp_path):

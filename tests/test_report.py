@@ -196,3 +196,14 @@ def test_the_intake_sentence_adds_up(small_night):
     sentence = rf"收到文件 {n} 个：入库 {n} 个{corrections}，与已入库内容相同 {n} 个，整文件拒收 {n} 个"
     seen, loaded, unchanged, rejected = (int(g.replace(",", "")) for g in re.search(sentence, html).groups())
     assert seen == loaded + unchanged + rejected == summary["files"]["seen"] > 0
+
+
+def test_the_intake_paragraph_counts_the_fee_lines_still_waiting_for_their_settlement(small_night):
+    """Lines refused for a settlement not yet sent stay in view after the night that refused them."""
+    _, summary, out = small_night
+    files = summary["files"]
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert files["waiting_lines_still"] > 0  # the small inbox injects fee lines without their settlement
+    found = re.search(r"另有 ([\d,]+) 行费用明细（(\d+) 家机构）仍在等待其结算记录", html)
+    assert found and int(found[1].replace(",", "")) == files["waiting_lines_still"]
+    assert int(found[2]) == files["waiting_institutions"] > 0

@@ -26,7 +26,7 @@ from pipelines.ingest.hashing import HashAhead
 from pipelines.ingest.plan import Incoming, plan
 from pipelines.ingest.prepare import Known, prepare
 from pipelines.ingest.result import TABLE_ORDER, IngestResult
-from pipelines.ingest.waiting import load_waiting
+from pipelines.ingest.waiting import load_waiting, still_waiting
 from pipelines.ingest.write import commit
 from pipelines.progress import counted
 from pipelines.warehouse.schema import has_table, ident
@@ -139,4 +139,5 @@ def ingest(
         for statement in CROSS_TABLE_WARNINGS.strip().split(";\n"):
             if statement.strip():
                 con.execute(statement, [run_id] * statement.count("?"))
+    still_waiting(con, inbox / "uploads", result)
     return result

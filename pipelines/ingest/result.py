@@ -27,6 +27,9 @@ class IngestResult:
     corrected: int = 0
     rejected: list[dict] = field(default_factory=list)
     waiting_loaded: int = 0  # fee lines of earlier files loaded tonight, their settlement having come (waiting.py)
+    waiting_still: int = 0  # fee lines still waiting for theirs after tonight
+    waiting_institutions: int = 0  # whose lines those are
+    waiting_file_gone: int = 0  # of those, lines whose file has left uploads/ (they must be sent again)
     rows: dict[str, RowCounts] = field(default_factory=lambda: {t: RowCounts() for t in TABLE_ORDER})
 
     def files_summary(self) -> dict:
@@ -37,4 +40,7 @@ class IngestResult:
             "corrected": self.corrected,
             "rejected": self.rejected,
             "waiting_lines_loaded": self.waiting_loaded,
+            "waiting_lines_still": self.waiting_still,
+            "waiting_institutions": self.waiting_institutions,
+            "waiting_lines_file_gone": self.waiting_file_gone,
         }

@@ -47,14 +47,18 @@ WAITING_SQL = f"""
 """
 
 
-def _arrived(con: duckdb.DuckDBPyConnection, waiting: pl.DataFrame) -> pl.DataFrame:
-    """The waiting lines whose settlement (or original line) the warehouse now holds and that are not loaded
-    since (from another file, or by an earlier night's retry). Looked up by the tables' key hashes, so a night
-    does not scan the warehouse's lines for a handful of refused ones."""
-    tables = upload_tables()
+def _not_loaded(con: duckdb.DuckDBPyConnection, waiting: pl.DataFrame) -> pl.DataFrame:
+    """The waiting lines not loaded since (from another file, or by an earlier night's retry). Looked up by the
+    tables' key hashes, so a night does not scan the warehouse's lines for a handful of refused ones."""
     fee_key = ["fixmedins_code", "feedetl_sn"]
-    loaded = by_key(con, tables["fee"], waiting.select(fee_key), "t.fixmedins_code, t.feedetl_sn")
-    waiting = waiting.join(loaded, on=fee_key, how="anti")
+    loaded = by_key(con, upload_tables()["fee"], waiting.select(fee_key), "t.fixmedins_code, t.feedetl_sn")
+    return waiting.join(loaded, on=fee_key, how="anti")
+
+
+def _arrived(con: duckdb.DuckDBPyConnection, waiting: pl.DataFrame) -> pl.DataFrame:
+    """The waiting lines whose settlement (or original line) the warehouse now holds."""
+    tables = upload_tables()
+    waiting = _not_loaded(con, waiting)
     visits = by_key(con, tables["setl"], waiting.select("fixmedins_code", "setl_id"), "t.fixmedins_code, t.setl_id")
     originals = by_key(  # of the same visit, as the loader requires of a refund
         con,
@@ -140,3 +144,20 @@ def load_waiting(
     result.loaded -= sum(tonight[i] for i in prepared.read)
     result.unchanged -= sum(not tonight[i] for i in prepared.read)
     result.waiting_loaded += result.rows["fee"].loaded - before
+
+
+def still_waiting(con: duckdb.DuckDBPyConnection, uploads: Path, result: IngestResult) -> None:
+    """Count the fee lines that still wait for their settlement or original line (in `result.waiting_still`,
+    `waiting_institutions`, and `waiting_file_gone` for those whose file has left `uploads/`, so that they can
+    only come again in a new upload). A night's quarantine lists only its own refusals; this keeps the lines
+    refused on earlier nights in view."""
+    waiting = con.sql(WAITING_SQL).pl()
+    if waiting.is_empty():
+        return
+    waiting = _not_loaded(con, waiting)
+    result.waiting_still = waiting.height
+    result.waiting_institutions = waiting["fixmedins_code"].n_unique()
+    per_file = waiting.group_by("file").agg(pl.len(), pl.col("sha256", "size_bytes", "mtime_ns").first())
+    result.waiting_file_gone = sum(
+        n for name, n, sha, size, mtime in per_file.iter_rows() if _still_there(uploads, name, sha, size, mtime) is None
+    )

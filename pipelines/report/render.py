@@ -111,6 +111,10 @@ def context(d: ReportData, summary: dict) -> dict:
             "corrected": files.get("corrected", 0),
             "rejected": len(files.get("rejected", [])),
             "waiting": files.get("waiting_lines_loaded", 0),
+            "still_waiting": files.get("waiting_lines_still", 0),
+            "waiting_institutions": files.get("waiting_institutions", 0),
+            "waiting_file_gone": files.get("waiting_lines_file_gone", 0),
+            "send_back": (summary.get("contract") or {}).get("send_back_files", 0),
         },
         "rows": {
             t: f"收到 {c['received']:,} 行，入库 {c['loaded']:,}，隔离 {c['quarantined']:,}，重复 {c['duplicate']:,}"
@@ -173,6 +177,7 @@ def render_report(d: ReportData, summary: dict, out: Path) -> Path:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined
     )
+    env.filters["count"] = lambda n: "" if n is None else f"{n:,}"  # thousands separators, as in the text
     html = env.get_template("report.html.j2").render(**context(d, summary))
     path = private_file(out / "report.html")
     path.write_text(html, encoding="utf-8")
