@@ -258,14 +258,14 @@ def cmd_draws(args) -> None:
     failed = 0
     for draw_id, _, status, seed, drawn_at, as_of, n, sha in rows:
         line = f"{draw_id:<14} {status:<10} seed {seed:<11} drawn {drawn_at:%Y-%m-%d %H:%M} data to {as_of}"
-        line += f"  {n} institutions  inputs {sha[:12]}"
+        line += f"  {counted(n, 'institution')}  inputs {sha[:12]}"
         if args.verify:
             problems = verify_draw(con, draw_id)
             failed += bool(problems)
             line += "  replay: " + ("identical" if not problems else "DIFFERS: " + "; ".join(problems))
         print(line)
     if failed:
-        raise UserError(f"{failed} draw(s) did not replay identically")
+        raise UserError(f"{counted(failed, 'draw')} did not replay identically")
 
 
 def cmd_demo(args) -> None:

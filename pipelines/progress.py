@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+import unicodedata
 
 
 class Progress:
@@ -36,3 +37,9 @@ QUIET = Progress(enabled=False)
 def counted(count: int, noun: str, plural: str | None = None) -> str:
     """`count` with its noun in the number it takes: 1 institution, 2 institutions."""
     return f"{count:,} {noun if count == 1 else plural or noun + 's'}"
+
+
+def padded(text: str, width: int) -> str:
+    """`text` padded to `width` terminal columns, a Chinese character taking two, so columns line up."""
+    used = sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+    return text + " " * max(width - used, 0)

@@ -37,7 +37,7 @@ def test_cases_cycle_through_two_nights_and_the_commands(inbox_copy, tmp_path):
     r = cli("cases", "--db", str(db), "show", finding_case)
     assert "初审 → 复审" in r.stdout and "王明" in r.stdout
     r = cli("cases", "--db", str(db), "list", "--status", "复审", "--as-of", "2026-11-01")
-    assert finding_case in r.stdout and "1 case(s)" in r.stdout
+    assert finding_case in r.stdout and "\n1 case\n" in r.stdout
 
     # outcomes imported twice change nothing the second time
     outcomes = audit_outcomes(

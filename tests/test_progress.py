@@ -4,9 +4,10 @@ notices) and says nothing when its output is not a terminal."""
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from pipelines.nightly import STEPS, NightlyParams, run_nightly
-from pipelines.progress import Progress, counted
+from pipelines.progress import Progress, counted, padded
 
 
 class Recorder(Progress):
@@ -66,3 +67,10 @@ def test_counts_take_the_number_of_their_noun():
     assert counted(1, "institution") == "1 institution"
     assert counted(0, "institution") == "0 institutions"
     assert counted(12_943, "batch", "batches") == "12,943 batches"
+
+
+def test_padded_lines_up_chinese_and_latin_text_by_terminal_columns():
+    rows = [padded(s, 10) + "|" for s in ("初审", "调查核实", "closed", "")]
+    widths = {sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in r) for r in rows}
+    assert widths == {11} and rows[0] == "初审      |"
+    assert padded("超过十个字符宽的文字", 4) == "超过十个字符宽的文字"  # never cut

@@ -17,6 +17,7 @@ import polars as pl
 from pipelines.cases.lifecycle import TransitionRefused, allowed
 from pipelines.cases.step import OUTCOMES_SQL, open_case_table
 from pipelines.cases.store import UnknownCase, advance, record_rectification, status_of
+from pipelines.progress import counted, padded
 
 
 class CaseError(Exception):
@@ -109,9 +110,9 @@ def _list(args) -> None:
         return
     for r in frame.iter_rows(named=True):
         late = " 逾期" if r["overdue"] else ""
-        due = f" 核查期限{r['due_on']}" if r["due_on"] else ""
-        print(f"{r['case_id']:<28} {r['status']:<5} {r['fixmedins_code']:<14} {r['title']}{due}{late}")
-    print(f"{frame.height} case(s)")
+        due = f"  核查期限 {r['due_on']}" if r["due_on"] else ""
+        print(f"{r['case_id']:<28} {padded(r['status'], 10)} {r['fixmedins_code']:<14} {r['title']}{due}{late}")
+    print(counted(frame.height, "case"))
 
 
 def _show(args) -> None:

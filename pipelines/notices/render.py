@@ -13,6 +13,7 @@ from docxtpl import DocxTemplate
 
 from pipelines.outputs.safe_text import private_file
 from pipelines.outputs.templates import TEMPLATES
+from pipelines.progress import counted
 
 
 def template_path() -> Path:
@@ -92,7 +93,7 @@ def start_pdf(docs: list[Path], timeout_per_doc: float = 30.0) -> Callable[[], P
             os.chmod(p, 0o600)
         missing = len(docs) - len(pdfs)
         if timed_out:
-            return pdfs, f"LibreOffice timed out: {missing} notice(s) without PDF"
-        return pdfs, (f"LibreOffice did not convert {missing} notice(s)" if missing else None)
+            return pdfs, f"LibreOffice timed out: {counted(missing, 'notice')} without PDF"
+        return pdfs, (f"LibreOffice did not convert {counted(missing, 'notice')}" if missing else None)
 
     return finish
