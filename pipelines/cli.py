@@ -156,6 +156,9 @@ def _print_summary(s: dict, out: Path, db: Path) -> None:
             f"  draw:      {dr['draw_id']} ({dr['status']}, seed {dr['seed']}): "
             f"{counted(dr['targets'], 'institution')} ({reasons}), {counted(dr['groups'], 'inspection group')}, {pull}"
         )
+        for code, group in (dr.get("regrouped") or {}).items():
+            if group is not None:
+                print(f"  REGROUPED {code}: to group {group}, a member of its group must now avoid it (conflicts.csv)")
         for code, why in dr["unassigned"].items():
             print(f"  UNASSIGNED {code}: {why}")
     if nt := s.get("notices"):

@@ -9,7 +9,7 @@ import pytest
 from pipelines.targeting.assignment import assign_groups
 from pipelines.targeting.config import load
 from pipelines.targeting.cycle import cycle_of, previous_cycle
-from pipelines.targeting.draw import DrawInputs, make_draw
+from pipelines.targeting.draw import DrawInputs, amend_draw, amended_targets, make_draw
 from pipelines.targeting.selection import select_targets
 
 REGIONS = ["东", "西", "南", "北"]
@@ -206,3 +206,27 @@ def test_cycles():
 def test_bad_config_is_named():
     with pytest.raises(ValueError, match="group_size must be at least 2"):
         load({"inspectors.group_size": 1})
+
+
+def test_an_amendment_moves_only_the_targets_whose_group_must_now_avoid_them():
+    cfg = load()
+    first = make_draw(inputs(), cfg, 11)
+    a = first.assignment
+    base = first.targets.with_columns(
+        inspection_group=pl.col("fixmedins_code").replace_strict(a.target_group, default=None, return_dtype=pl.Int32)
+    )
+    target = sorted(a.target_group)[0]
+    member = a.groups[a.target_group[target]][0]
+    declared = pl.DataFrame({"fixmedins_code": [target], "inspector_id": [member]})
+    load_ = dict(base.drop_nulls("inspection_group").group_by("inspection_group").len().iter_rows())
+    amended = amend_draw(inputs(conflicts=declared), cfg, 11, 2, base, a.groups, load_)
+    assert amended.moved == [target] and amended.targets.is_empty()
+    new_group = amended.assignment.target_group[target]
+    assert new_group != a.target_group[target] and member not in a.groups[new_group]
+    whole = amended_targets(base, amended)
+    changed = whole.join(base, on="fixmedins_code", suffix="_before").filter(
+        pl.col("inspection_group") != pl.col("inspection_group_before")
+    )
+    assert changed["fixmedins_code"].to_list() == [target] and whole.height == base.height
+    # nothing declared: nothing moves
+    assert amend_draw(inputs(), cfg, 11, 2, base, a.groups, load_).moved == []

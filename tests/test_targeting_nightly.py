@@ -123,3 +123,59 @@ def test_a_setting_this_version_no_longer_has_does_not_redraw_the_cycle(small_ni
         )
         assert run_targeting(con, "upgraded", as_of, None)["status"] == expected
         con.close()
+
+
+def test_an_avoidance_declared_after_the_draw_moves_its_target_to_another_group(small_night, tmp_path):
+    """回避 is never broken: a conflict added to conflicts.csv mid-cycle naming an inspector of a target's group
+    amends the cycle's draw, that target alone changing group (or left unassigned, with the reason, when every
+    group has someone to avoid it); the amendment replays, and the next night reuses it."""
+    import shutil
+
+    from pipelines.targeting.step import run_targeting
+    from pipelines.targeting.verify import verify_draw
+
+    db, summary, _ = small_night
+    as_of = date.fromisoformat(summary["as_of"])
+    draw_id = summary["draw"]["draw_id"]
+
+    def groups_of(con: duckdb.DuckDBPyConnection, draw: str) -> dict[str, int | None]:
+        sql = "SELECT fixmedins_code, inspection_group FROM draw_targets WHERE draw_id = ?"
+        return dict(con.execute(sql, [draw]).fetchall())
+
+    copy = tmp_path / "w.duckdb"
+    shutil.copy(db, copy)
+    con = duckdb.connect(str(copy))
+    before = groups_of(con, draw_id)
+    target = sorted(c for c, g in before.items() if g is not None)[0]
+    (member,) = con.execute(
+        "SELECT min(inspector_id) FROM draw_groups WHERE draw_id = ? AND inspection_group = ?",
+        [draw_id, before[target]],
+    ).fetchall()[0]
+    con.execute("INSERT INTO ref_conflicts VALUES (?, ?, '配偶在该机构任职')", [member, target])
+    amended = run_targeting(con, "conflict-night", as_of, None)
+    assert amended["status"] == "amended" and amended["draw_id"] != draw_id
+    new_group = amended["regrouped"][target]
+    after = groups_of(con, amended["draw_id"])
+    assert new_group is not None and new_group != before[target] and after[target] == new_group
+    assert {c: g for c, g in after.items() if c != target} == {c: g for c, g in before.items() if c != target}
+    members = {
+        i
+        for (i,) in con.execute(
+            "SELECT inspector_id FROM draw_groups WHERE draw_id = ? AND inspection_group = ?",
+            [amended["draw_id"], new_group],
+        ).fetchall()
+    }
+    assert member not in members
+    assert verify_draw(con, amended["draw_id"]) == []
+    assert run_targeting(con, "next-night", as_of, None)["status"] == "reused"
+
+    # every inspector must now avoid it: no group is given, and the reason says why
+    con.execute(
+        "INSERT INTO ref_conflicts SELECT inspector_id, ?, '回避' FROM ref_inspectors WHERE inspector_id <> ?",
+        [target, member],
+    )
+    blocked = run_targeting(con, "all-conflict-night", as_of, None)
+    assert blocked["status"] == "amended" and blocked["regrouped"] == {target: None}
+    assert "需回避" in blocked["unassigned"][target] and groups_of(con, blocked["draw_id"])[target] is None
+    assert verify_draw(con, blocked["draw_id"]) == []
+    con.close()

@@ -50,6 +50,7 @@ def _one_attempt(
     rng: np.random.Generator,
     fixed_groups: dict[int, list[str]] | None,
     fixed_load: dict[int, int],
+    spare: int,
 ) -> Assignment:
     size = cfg["group_size"]
     if fixed_groups:
@@ -58,7 +59,7 @@ def _one_attempt(
         perm = [inspectors[int(i)] for i in rng.permutation(len(inspectors))]
         n_groups = max(1, min(len(perm) // size, math.ceil(len(codes) / cfg["institutions_per_group"])))
         groups = {g + 1: sorted(perm[g * size : (g + 1) * size]) for g in range(n_groups)}
-    capacity = math.ceil((len(codes) + sum(fixed_load.values())) / len(groups))
+    capacity = math.ceil((len(codes) + sum(fixed_load.values())) / len(groups)) + spare
     load = {g: fixed_load.get(g, 0) for g in groups}
 
     def allowed(g: int, code: str) -> bool:
@@ -98,12 +99,15 @@ def assign_groups(
     rng: np.random.Generator,
     fixed_groups: dict[int, list[str]] | None = None,
     fixed_load: dict[int, int] | None = None,
+    spare: int = 0,
 ) -> Assignment:
     """Groups and their institutions.
 
     `targets`: fixmedins_code, region. `inspectors`: inspector_id, region. `conflicts` and
     `last_cycle`: inspector_id, fixmedins_code pairs. `fixed_groups` keeps the groups of an earlier draw
-    of the same cycle (when complaint targets are added to it), `fixed_load` their institutions so far.
+    of the same cycle (when complaint targets are added to it), `fixed_load` their institutions so far;
+    `spare` lets each group take that many more than an even share (a target moved for 回避 may otherwise find
+    room only in the group it left).
     """
     codes = sorted(targets["fixmedins_code"].to_list())
     ids = sorted(inspectors["inspector_id"].to_list())
@@ -118,7 +122,7 @@ def assign_groups(
     insp_region = dict(inspectors.select("inspector_id", "region").iter_rows())
     best: Assignment | None = None
     for _ in range(max(1, int(cfg["attempts"]))):
-        a = _one_attempt(codes, regions, ids, insp_region, pairs, last, cfg, rng, fixed_groups, fixed_load or {})
+        a = _one_attempt(codes, regions, ids, insp_region, pairs, last, cfg, rng, fixed_groups, fixed_load or {}, spare)
         if best is None or a.cost() < best.cost():
             best = a
         if best.cost() == (0, 0):

@@ -1,7 +1,8 @@
 """One audit draw as a pure function of its recorded inputs, parameters and seed.
 
 `make_draw` selects the targets and assigns the groups; `amend_draw` adds complaint targets that
-arrived after the cycle's draw, keeping its groups. Both are re-run by `claimwatch draws --verify` on
+arrived after the cycle's draw, and gives another group to a target one of whose inspectors must now avoid it
+(回避 declared after the draw), keeping the groups themselves. Both are re-run by `claimwatch draws --verify` on
 the inputs stored with a draw, which must give the same result.
 """
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
@@ -86,6 +87,7 @@ def code_key(code: str) -> int:
 class DrawResult:
     targets: pl.DataFrame  # rank, fixmedins_code, selection_reason, selection_detail
     assignment: Assignment
+    moved: list[str] = field(default_factory=list)  # an amendment's earlier targets given another group (回避)
 
 
 def _regions(codes: pl.DataFrame, candidates: pl.DataFrame) -> pl.DataFrame:
@@ -120,7 +122,9 @@ def amend_draw(
     base_groups: dict[int, list[str]],
     base_load: dict[int, int],
 ) -> DrawResult:
-    """Complaint targets not yet on the cycle's list, added after it with groups from the same cycle."""
+    """Complaint targets not yet on the cycle's list, added after it with groups from the same cycle; and the
+    list's targets whose group now has a member who must avoid them, given another of those groups."""
+    moved = conflicted(base_targets, base_groups, inputs.conflicts)
     open_ = inputs.complaints.filter(~pl.col("fixmedins_code").is_in(base_targets["fixmedins_code"].to_list()))
     empty = inputs.follow_up.clear()
     added = select_targets(
@@ -131,7 +135,46 @@ def amend_draw(
         stream(seed, STREAM_AMEND, version),
     )
     added = added.with_columns(rank=pl.col("rank") + base_targets.height)
-    assignment = _assign(
-        added, inputs, cfg, stream(seed, STREAM_AMEND, version), fixed_groups=base_groups, fixed_load=base_load
+    load = dict(base_load)
+    for g in base_targets.filter(pl.col("fixmedins_code").is_in(moved))["inspection_group"]:
+        load[g] -= 1
+    again = pl.concat(
+        [
+            added.select("fixmedins_code"),
+            pl.DataFrame({"fixmedins_code": moved}, schema={"fixmedins_code": pl.String}),
+        ]
     )
-    return DrawResult(added, assignment)
+    assignment = _assign(
+        again,
+        inputs,
+        cfg,
+        stream(seed, STREAM_AMEND, version),
+        fixed_groups=base_groups,
+        fixed_load=load,
+        spare=int(bool(moved)),
+    )
+    return DrawResult(added, assignment, moved)
+
+
+def conflicted(targets: pl.DataFrame, groups: dict[int, list[str]], conflicts: pl.DataFrame) -> list[str]:
+    """The targets whose group has a member listed in `conflicts` for them."""
+    pairs = set(conflicts.select("inspector_id", "fixmedins_code").iter_rows())
+    return sorted(
+        code
+        for code, g in targets.select("fixmedins_code", "inspection_group").iter_rows()
+        if g is not None and any((i, code) in pairs for i in groups.get(g, []))
+    )
+
+
+def amended_targets(base_targets: pl.DataFrame, result: DrawResult) -> pl.DataFrame:
+    """An amended draw's whole list: the earlier targets (those moved in their new group) and those added."""
+    groups = result.assignment.target_group
+    base = base_targets.with_columns(
+        inspection_group=pl.when(pl.col("fixmedins_code").is_in(result.moved))
+        .then(pl.col("fixmedins_code").replace_strict(groups, default=None, return_dtype=pl.Int32))
+        .otherwise(pl.col("inspection_group"))
+    )
+    added = result.targets.with_columns(
+        inspection_group=pl.col("fixmedins_code").replace_strict(groups, default=None, return_dtype=pl.Int32)
+    )
+    return pl.concat([base, added.select(base.columns).cast(base.schema)])

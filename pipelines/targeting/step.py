@@ -27,6 +27,7 @@ from pipelines.targeting.draw import (
     DrawResult,
     amend_draw,
     code_key,
+    conflicted,
     make_draw,
     sha256_text,
     stream,
@@ -228,30 +229,31 @@ def run_targeting(
     same = existing is not None and (
         existing.params_sha256 == params_sha or _same_params(con, existing.draw_id, params)
     )
+    moved: dict[str, int | None] = {}  # targets given another group (回避 declared since the draw) -> new group
     if existing and (seed is None or seed == existing.seed) and same:
-        on_list = {
-            c
-            for (c,) in con.execute(
-                "SELECT fixmedins_code FROM draw_targets WHERE draw_id = ?", [existing.draw_id]
-            ).fetchall()
-        }
-        if set(inputs.complaints["fixmedins_code"]) <= on_list:
+        base_targets = con.sql("SELECT * FROM draw_targets WHERE draw_id = ?", params=[existing.draw_id]).pl()
+        groups: dict[int, list[str]] = {}
+        for g, i in con.execute(
+            "SELECT inspection_group, inspector_id FROM draw_groups WHERE draw_id = ? ORDER BY ALL",
+            [existing.draw_id],
+        ).fetchall():
+            groups.setdefault(g, []).append(i)
+        new_complaint = not set(inputs.complaints["fixmedins_code"]) <= set(base_targets["fixmedins_code"])
+        if not new_complaint and not conflicted(base_targets, groups, inputs.conflicts):
             status, rec = "reused", existing
         else:
             status = "amended"
             rec = DrawRecord(f"{cycle}-v{versions + 1}", cycle, versions + 1, existing.seed, params_sha, run_id)
-            base_targets = con.sql("SELECT * FROM draw_targets WHERE draw_id = ?", params=[existing.draw_id]).pl()
-            groups_rows = con.execute(
-                "SELECT inspection_group, inspector_id FROM draw_groups WHERE draw_id = ? ORDER BY ALL",
-                [existing.draw_id],
-            ).fetchall()
-            groups: dict[int, list[str]] = {}
-            for g, i in groups_rows:
-                groups.setdefault(g, []).append(i)
             load = dict(base_targets.drop_nulls("inspection_group").group_by("inspection_group").len().iter_rows())
             result = amend_draw(inputs, cfg, rec.seed, rec.version, base_targets, groups, load)
             result.assignment.groups = {}  # carried over with the copy below
             _copy_draw(con, existing.draw_id, rec.draw_id)
+            moved = {code: result.assignment.target_group.get(code) for code in result.moved}
+            for code, group in moved.items():  # no group when none is free of 回避 (the reason in `unassigned`)
+                con.execute(
+                    "UPDATE draw_targets SET inspection_group = ? WHERE draw_id = ? AND fixmedins_code = ?",
+                    [group, rec.draw_id, code],
+                )
             _store(con, rec, result, as_of, cfg, inputs, based_on=existing.draw_id)
             _sample_claims(con, rec, result.targets["fixmedins_code"].to_list(), as_of, cfg)
     else:
@@ -261,7 +263,7 @@ def run_targeting(
         result = make_draw(inputs, cfg, rec.seed)
         _store(con, rec, result, as_of, cfg, inputs, based_on=existing.draw_id if existing else None)
         _sample_claims(con, rec, result.targets["fixmedins_code"].to_list(), as_of, cfg)
-    return draw_summary(con, rec.draw_id, status)
+    return {**draw_summary(con, rec.draw_id, status), "regrouped": moved}
 
 
 def draw_summary(con: duckdb.DuckDBPyConnection, draw_id: str, status: str) -> dict:

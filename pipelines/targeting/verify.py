@@ -9,7 +9,7 @@ import duckdb
 import polars as pl
 
 from pipelines.targeting.config import load as load_config
-from pipelines.targeting.draw import DrawInputs, DrawResult, amend_draw, make_draw, sha256_text
+from pipelines.targeting.draw import DrawInputs, DrawResult, amend_draw, amended_targets, make_draw, sha256_text
 
 
 def _recorded(con: duckdb.DuckDBPyConnection, draw_id: str) -> tuple[pl.DataFrame, dict[int, list[str]]]:
@@ -54,8 +54,7 @@ def verify_draw(con: duckdb.DuckDBPyConnection, draw_id: str) -> list[str]:
     if amended:
         base_targets, base_groups = _recorded(con, based_on)
         load = dict(base_targets.drop_nulls("inspection_group").group_by("inspection_group").len().iter_rows())
-        replay = _as_rows(amend_draw(inputs, cfg, seed, version, base_targets, base_groups, load))
-        replay = pl.concat([base_targets, replay.cast(base_targets.schema)])
+        replay = amended_targets(base_targets, amend_draw(inputs, cfg, seed, version, base_targets, base_groups, load))
         replay_groups = base_groups
     else:
         result = make_draw(inputs, cfg, seed)
