@@ -24,6 +24,7 @@ class Column:
     min: float | None = None
     max: float | None = None
     pattern: str | None = None
+    listed_in: str | None = None  # reference lists only: each value must be a key of that list, when it is in force
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,7 @@ def _load(file: str) -> dict[str, Table]:
                     min=c.get("min"),
                     max=c.get("max"),
                     pattern=c.get("pattern"),
+                    listed_in=c.get("listed_in"),
                 )
             )
         tables[name] = Table(name, tuple(spec["key"]), tuple(cols), spec.get("mode", "replace") == "merge")

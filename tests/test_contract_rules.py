@@ -173,6 +173,48 @@ def test_a_broken_reference_list_is_refused_and_the_previous_one_kept(tmp_path):
     assert con.execute("SELECT count(*) FROM ref_institutions").fetchall()[0][0] == 2
 
 
+def test_a_conflict_or_complaint_naming_no_one_on_the_lists_refuses_its_list(tmp_path):
+    """A typo in a 回避 would leave the inspector free to go; one in a complaint would send inspectors to an
+    institution nobody knows. Each list names the row; a list whose own target list was never received is not
+    held to it; once corrected, the list loads."""
+    from pipelines.ingest.reference import load_references
+    from pipelines.warehouse.session import connect_writer, write_session
+
+    setl, fee = _clean()
+    inbox = _inbox(tmp_path, setl, fee)
+    ref = inbox / "reference"
+    conflicts = "inspector_id,fixmedins_code,reason\nJC001,H13030200001,近亲属任职\nJC009,P13030200001,曾任职\n"
+    complaints = (
+        "complaint_id,received_date,fixmedins_code,psn_no,channel,summary\n"
+        "TS1,2026-10-10,H1303020001,,来信,编码少一位\nTS2,2026-10-11,P13030200001,,来访,串换药品\n"
+    )
+    (ref / "conflicts.csv").write_text(conflicts, encoding="utf-8")
+    (ref / "complaints.csv").write_text(complaints, encoding="utf-8")
+
+    def load(run_id: str):
+        with write_session(tmp_path / "w.duckdb") as stage:
+            con = connect_writer(stage)
+            result = load_references(con, ref, run_id)
+            con.close()
+        return {r["file"]: r["reason"] for r in result.rejected}, result.loaded
+
+    # no inspectors list yet: the conflicts cannot be checked against it, and load
+    rejected, loaded = load("n1")
+    assert rejected == {"reference/complaints.csv": "1 failing row: row 2: unknown_institution (H1303020001)"}
+    assert "conflicts" in loaded
+    (ref / "inspectors.csv").write_text(
+        "inspector_id,inspector_name,cert_no,region\nJC001,王明,冀医保执1,文化路街道\nJC002,徐静,冀医保执2,\n",
+        encoding="utf-8",
+    )
+    (ref / "conflicts.csv").write_text(conflicts + "JC002,H13030200001,\n", encoding="utf-8")
+    rejected, _ = load("n2")
+    assert rejected["reference/conflicts.csv"] == "1 failing row: row 3: unknown_inspector (JC009)"
+    (ref / "conflicts.csv").write_text(conflicts.replace("JC009", "JC002"), encoding="utf-8")
+    (ref / "complaints.csv").write_text(complaints.replace("H1303020001", "H13030200001"), encoding="utf-8")
+    rejected, loaded = load("n3")
+    assert rejected == {} and {"conflicts", "complaints"} <= set(loaded)
+
+
 def test_gx_failing_rows_map_back_to_their_file_and_row_past_skipped_rows():
     """GX reports a failing row by its position in the batch, also after it skipped rows (a null in a column
     pair); each must come back as the (file, row) it was uploaded as, every failing row once per rule."""

@@ -18,8 +18,10 @@ import polars as pl
 from data_contracts.contract import Table, reference_tables
 from data_contracts.gx_validation import ContractValidator
 from pipelines.ingest.hashing import sha256_of
+from pipelines.ingest.loader import known_codes
 from pipelines.ingest.reader import FileRejected, decode
-from pipelines.ingest.rules import parse_and_check
+from pipelines.ingest.rules import listed_check, parse_and_check
+from pipelines.progress import counted
 from pipelines.warehouse.schema import SQL_TYPES, has_table, ident
 
 
@@ -31,8 +33,11 @@ class ReferenceResult:
     rejected: list[dict] = field(default_factory=list)
 
 
-def read_reference(path: Path, table: Table, validator: ContractValidator | None = None) -> pl.DataFrame:
-    """Typed rows of one reference file, or FileRejected naming the rows and rules that fail."""
+def read_reference(
+    path: Path, table: Table, validator: ContractValidator | None = None, lists: dict[str, list[str]] | None = None
+) -> pl.DataFrame:
+    """Typed rows of one reference file, or FileRejected naming the rows and rules that fail. `lists`: the keys
+    of the lists in force that columns declared `listed_in` must name (a list not given is not checked)."""
     text, _ = decode(path.read_bytes())
     try:
         frame = pl.read_csv(io.StringIO(text), infer_schema=False)
@@ -50,7 +55,12 @@ def read_reference(path: Path, table: Table, validator: ContractValidator | None
         _fi=pl.lit(0, pl.Int32),
         _row=pl.int_range(pl.len(), dtype=pl.Int32) + 2,
     )
-    typed, failures = parse_and_check(frame, table, validator=validator)
+    listed = [
+        listed_check(f"unknown_{c.listed_in.removesuffix('s')}", c.code, lists[c.listed_in])
+        for c in table.columns
+        if c.listed_in and (lists or {}).get(c.listed_in) is not None
+    ]
+    typed, failures = parse_and_check(frame, table, listed, validator=validator)
     dup = typed.filter(pl.struct(list(table.key)).is_duplicated())
     if not dup.is_empty():
         failures = pl.concat(
@@ -67,7 +77,7 @@ def read_reference(path: Path, table: Table, validator: ContractValidator | None
             for r, rule, v in failures.sort("_row").head(3).select("_row", "rule", "value").iter_rows()
         )
         more = f" and {failures.height - 3} more" if failures.height > 3 else ""
-        raise FileRejected("contract", f"{failures.height} failing rows: {shown}{more}")
+        raise FileRejected("contract", f"{counted(failures.height, 'failing row')}: {shown}{more}")
     return typed.select(table.codes)
 
 
@@ -111,7 +121,13 @@ def load_reference_file(
 ) -> int:
     """Check one reference list and put it in `ref_<name>` (replaced, or merged by key); rows taken."""
     table = reference_tables()[name]
-    typed = read_reference(path, table, validator)
+    tables = reference_tables()
+    lists = {
+        c.listed_in: known_codes(con, f"ref_{c.listed_in}", tables[c.listed_in].key[0])
+        for c in table.columns
+        if c.listed_in
+    }
+    typed = read_reference(path, table, validator, {k: v for k, v in lists.items() if v is not None})
     cols = ", ".join(f"CAST({ident(c.code)} AS {SQL_TYPES[c.type]}) AS {ident(c.code)}" for c in table.columns)
     con.register("ref_rows", typed.to_arrow())
     if table.merge and has_table(con, f"ref_{name}"):

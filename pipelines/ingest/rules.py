@@ -103,7 +103,7 @@ def _pair(rule: str, kind: str, a: str, b: str, value: pl.Expr, helpers: dict | 
     return Check(rule, Expect(rule, kind, args), value, helpers or {})
 
 
-def _listed(rule: str, code: str, listed: list[str]) -> Check:
+def listed_check(rule: str, code: str, listed: list[str]) -> Check:
     """`code` is on a reference list (or empty: `missing_value` reports that). Polars tests membership and GX
     checks the flag: GX re-serialises an expectation's arguments over a hundred times per run, so a real
     catalogue's tens of thousands of codes as a value set would cost seconds per batch (2.5 s for 20,000
@@ -130,7 +130,7 @@ def upload_row_checks(table: Table, institutions: list[str] | None, catalog: lis
         )
     ]
     if institutions is not None:
-        checks.append(_listed("unknown_institution", "fixmedins_code", institutions))
+        checks.append(listed_check("unknown_institution", "fixmedins_code", institutions))
     gt = "ExpectColumnPairValuesAToBeGreaterThanB"
     if table.name == "setl":
         last = {"_last_time": pl.max_horizontal(pl.col("endtime"), pl.col("setl_time"))}
@@ -196,7 +196,7 @@ def upload_row_checks(table: Table, institutions: list[str] | None, catalog: lis
         _pair("after_file_date", gt, "_fday_end", "fee_ocur_time", _raw("fee_ocur_time"), day_end),
     ]
     if catalog is not None:
-        checks.append(_listed("unknown_catalog_code", "med_list_codg", catalog))
+        checks.append(listed_check("unknown_catalog_code", "med_list_codg", catalog))
     return checks
 
 
