@@ -156,6 +156,10 @@ def _print_summary(s: dict, out: Path, db: Path) -> None:
             f"  draw:      {dr['draw_id']} ({dr['status']}, seed {dr['seed']}): "
             f"{counted(dr['targets'], 'institution')} ({reasons}), {counted(dr['groups'], 'inspection group')}, {pull}"
         )
+        drawn_from = ("reference/inspectors.csv", "reference/conflicts.csv", "reference/complaints.csv")
+        for r in f["rejected"]:
+            if r["file"] in drawn_from:
+                print(f"  NOTE the draw went by the earlier {r['file']} (or none): tonight's was refused, see above")
         for code, group in (dr.get("regrouped") or {}).items():
             if group is not None:
                 print(f"  REGROUPED {code}: to group {group}, a member of its group must now avoid it (conflicts.csv)")
