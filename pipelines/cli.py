@@ -160,6 +160,11 @@ def _print_summary(s: dict, out: Path, db: Path) -> None:
         for r in f["rejected"]:
             if r["file"] in drawn_from:
                 print(f"  NOTE the draw went by the earlier {r['file']} (or none): tonight's was refused, see above")
+        for group, drawn in (dr.get("refilled") or {}).items():
+            if drawn:
+                print(f"  REFILLED group {group}: {', '.join(drawn)} drawn for a member no longer on inspectors.csv")
+            else:
+                print(f"  DISSOLVED group {group}: a member left inspectors.csv and nobody free could replace them")
         for code, group in (dr.get("regrouped") or {}).items():
             if group is not None:
                 print(f"  REGROUPED {code}: to group {group}, a member of its group must now avoid it (conflicts.csv)")

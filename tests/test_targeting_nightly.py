@@ -179,3 +179,57 @@ def test_an_avoidance_declared_after_the_draw_moves_its_target_to_another_group(
     assert "需回避" in blocked["unassigned"][target] and groups_of(con, blocked["draw_id"])[target] is None
     assert verify_draw(con, blocked["draw_id"]) == []
     con.close()
+
+
+def test_an_inspector_who_left_the_list_is_replaced_by_one_drawn_at_random(small_night, tmp_path):
+    """A member of a group gone from inspectors.csv mid-cycle: the group is made whole by an inspector drawn from
+    those in no group, its institutions keep it; with nobody free to draw, the group is dissolved and its
+    institutions go to the other groups. Each amendment replays."""
+    import shutil
+
+    from pipelines.targeting.step import run_targeting
+    from pipelines.targeting.verify import verify_draw
+
+    db, summary, _ = small_night
+    as_of = date.fromisoformat(summary["as_of"])
+    draw_id = summary["draw"]["draw_id"]
+    copy = tmp_path / "w.duckdb"
+    shutil.copy(db, copy)
+    con = duckdb.connect(str(copy))
+
+    def state(draw: str) -> tuple[dict[int, list[str]], dict[str, int | None]]:
+        groups: dict[int, list[str]] = {}
+        for g, i in con.execute(
+            "SELECT inspection_group, inspector_id FROM draw_groups WHERE draw_id = ? ORDER BY ALL", [draw]
+        ).fetchall():
+            groups.setdefault(g, []).append(i)
+        sql = "SELECT fixmedins_code, inspection_group FROM draw_targets WHERE draw_id = ?"
+        return groups, dict(con.execute(sql, [draw]).fetchall())
+
+    groups, targets = state(draw_id)
+    group = min(g for g in groups if g in targets.values())
+    gone = groups[group][0]
+    con.execute("DELETE FROM ref_inspectors WHERE inspector_id = ?", [gone])
+    s = run_targeting(con, "left-night", as_of, None)
+    assert s["status"] == "amended" and list(s["refilled"]) == [group] and len(s["refilled"][group]) == 1
+    (drawn,) = s["refilled"][group]
+    after_groups, after_targets = state(s["draw_id"])
+    assert gone not in after_groups[group] and drawn in after_groups[group]
+    assert drawn not in {i for g, m in groups.items() for i in m}  # from those in no group
+    assert {g: m for g, m in after_groups.items() if g != group} == {g: m for g, m in groups.items() if g != group}
+    assert after_targets == targets and verify_draw(con, s["draw_id"]) == []
+    assert run_targeting(con, "next-night", as_of, None)["status"] == "reused"
+
+    # nobody left to draw: the group is dissolved, its institutions given other groups
+    in_groups = {i for m in after_groups.values() for i in m}
+    con.execute("DELETE FROM ref_inspectors WHERE NOT list_contains(?, inspector_id)", [sorted(in_groups)])
+    con.execute("DELETE FROM ref_inspectors WHERE inspector_id = ?", [drawn])
+    s = run_targeting(con, "short-night", as_of, None)
+    assert s["refilled"] == {group: []}
+    final_groups, final_targets = state(s["draw_id"])
+    assert group not in final_groups
+    moved = [c for c, g in targets.items() if g == group]
+    assert moved and set(s["regrouped"]) == set(moved)
+    assert all(final_targets[c] not in (group, None) or c in s["unassigned"] for c in moved)
+    assert verify_draw(con, s["draw_id"]) == []
+    con.close()

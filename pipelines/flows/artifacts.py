@@ -9,7 +9,11 @@ import polars as pl
 
 SUMMARY_KEY = "claimwatch-nightly-summary"
 TOP_KEY = "claimwatch-top-institutions"
-DRAW_STATUS_ZH = {"new": "本次抽取", "reused": "沿用本周期抽取", "amended": "本周期抽取已调整(追加举报对象或回避换组)"}
+DRAW_STATUS_ZH = {
+    "new": "本次抽取",
+    "reused": "沿用本周期抽取",
+    "amended": "本周期抽取已调整(追加举报对象、回避换组或补抽人员)",
+}
 
 
 def summary_markdown(s: dict) -> str:

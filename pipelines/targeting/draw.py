@@ -1,8 +1,9 @@
 """One audit draw as a pure function of its recorded inputs, parameters and seed.
 
-`make_draw` selects the targets and assigns the groups; `amend_draw` adds complaint targets that
-arrived after the cycle's draw, and gives another group to a target one of whose inspectors must now avoid it
-(回避 declared after the draw), keeping the groups themselves. Both are re-run by `claimwatch draws --verify` on
+`make_draw` selects the targets and assigns the groups; `amend_draw` keeps the cycle's draw and mends it: it
+adds complaint targets that arrived after it, makes a group whole again with an inspector drawn at random when
+a member has left the inspectors' list, and gives another group to a target one of whose inspectors must now
+avoid it (回避 declared after the draw). Both are re-run by `claimwatch draws --verify` on
 the inputs stored with a draw, which must give the same result.
 """
 
@@ -87,7 +88,9 @@ def code_key(code: str) -> int:
 class DrawResult:
     targets: pl.DataFrame  # rank, fixmedins_code, selection_reason, selection_detail
     assignment: Assignment
-    moved: list[str] = field(default_factory=list)  # an amendment's earlier targets given another group (回避)
+    moved: list[str] = field(default_factory=list)  # an amendment's earlier targets given another group
+    groups: dict[int, list[str]] | None = None  # an amendment's groups: made whole again where a member left,
+    # without those that could not be (their institutions are among `moved`)
 
 
 def _regions(codes: pl.DataFrame, candidates: pl.DataFrame) -> pl.DataFrame:
@@ -122,9 +125,15 @@ def amend_draw(
     base_groups: dict[int, list[str]],
     base_load: dict[int, int],
 ) -> DrawResult:
-    """Complaint targets not yet on the cycle's list, added after it with groups from the same cycle; and the
-    list's targets whose group now has a member who must avoid them, given another of those groups."""
-    moved = conflicted(base_targets, base_groups, inputs.conflicts)
+    """Complaint targets not yet on the cycle's list, added after it with groups from the same cycle; groups
+    that lost a member made whole again; and the list's targets whose group now has a member who must avoid
+    them, or could not be made whole, given another of those groups."""
+    size = cfg["inspectors"]["group_size"]
+    groups, stranded = _refill(
+        base_targets, base_groups, inputs, cfg["inspectors"], stream(seed, STREAM_AMEND, version, 1)
+    )
+    whole = {g: m for g, m in groups.items() if len(m) >= size}
+    moved = sorted(set(conflicted(base_targets, groups, inputs.conflicts)) | set(stranded))
     open_ = inputs.complaints.filter(~pl.col("fixmedins_code").is_in(base_targets["fixmedins_code"].to_list()))
     empty = inputs.follow_up.clear()
     added = select_targets(
@@ -138,22 +147,59 @@ def amend_draw(
     load = dict(base_load)
     for g in base_targets.filter(pl.col("fixmedins_code").is_in(moved))["inspection_group"]:
         load[g] -= 1
+    load = {g: n for g, n in load.items() if g in whole}
     again = pl.concat(
         [
             added.select("fixmedins_code"),
             pl.DataFrame({"fixmedins_code": moved}, schema={"fixmedins_code": pl.String}),
         ]
     )
-    assignment = _assign(
-        again,
-        inputs,
-        cfg,
-        stream(seed, STREAM_AMEND, version),
-        fixed_groups=base_groups,
-        fixed_load=load,
-        spare=int(bool(moved)),
-    )
-    return DrawResult(added, assignment, moved)
+    if not whole and again.height:
+        why = "检查组成员已不在执法人员名单, 且无可替补的执法人员; 请更新inspectors.csv"
+        assignment = Assignment(whole, {}, dict.fromkeys(again["fixmedins_code"], why))
+    else:
+        assignment = _assign(
+            again,
+            inputs,
+            cfg,
+            stream(seed, STREAM_AMEND, version),
+            fixed_groups=whole,
+            fixed_load=load,
+            spare=int(bool(moved)),
+        )
+    return DrawResult(added, assignment, moved, whole)
+
+
+def _refill(
+    targets: pl.DataFrame, base_groups: dict[int, list[str]], inputs: DrawInputs, cfg: dict, rng: np.random.Generator
+) -> tuple[dict[int, list[str]], list[str]]:
+    """The groups, those with a member no longer on the inspectors' list made whole again by inspectors drawn at
+    random from those in no group who may go to every institution of the group (回避, rotation; one from outside
+    their regions when there is one); and the institutions of the groups that could not be made whole."""
+    listed = set(inputs.inspectors["inspector_id"])
+    groups = {g: [i for i in m if i in listed] for g, m in base_groups.items()}
+    lost = [g for g in sorted(groups) if len(groups[g]) < len(base_groups[g])]
+    if not lost:
+        return groups, []
+    barred = set(inputs.conflicts.select("inspector_id", "fixmedins_code").iter_rows())
+    barred |= set(inputs.last_cycle.select("inspector_id", "fixmedins_code").iter_rows())
+    region = dict(inputs.inspectors.select("inspector_id", "region").iter_rows())
+    target_region = dict(_regions(targets, inputs.candidates).iter_rows())
+    pool = sorted(listed - {i for m in groups.values() for i in m})
+    stranded: list[str] = []
+    for g in lost:
+        codes = targets.filter(pl.col("inspection_group") == g)["fixmedins_code"].to_list()
+        while len(groups[g]) < cfg["group_size"]:
+            free = [i for i in pool if not any((i, c) in barred for c in codes)]
+            far = [i for i in free if region[i] is None or region[i] not in {target_region.get(c) for c in codes}]
+            choice = far if far and cfg["avoid_own_region"] else free
+            if not choice:
+                stranded += codes
+                break
+            pick = choice[int(rng.integers(len(choice)))]
+            groups[g] = sorted([*groups[g], pick])
+            pool.remove(pick)
+    return groups, stranded
 
 
 def conflicted(targets: pl.DataFrame, groups: dict[int, list[str]], conflicts: pl.DataFrame) -> list[str]:

@@ -230,6 +230,8 @@ def run_targeting(
         existing.params_sha256 == params_sha or _same_params(con, existing.draw_id, params)
     )
     moved: dict[str, int | None] = {}  # targets given another group (回避 declared since the draw) -> new group
+    refilled: dict[int, list[str]] = {}  # group -> inspectors drawn into it for members who left the list
+    # ([] for a group that could not be made whole, its institutions given other groups)
     if existing and (seed is None or seed == existing.seed) and same:
         base_targets = con.sql("SELECT * FROM draw_targets WHERE draw_id = ?", params=[existing.draw_id]).pl()
         groups: dict[int, list[str]] = {}
@@ -239,15 +241,23 @@ def run_targeting(
         ).fetchall():
             groups.setdefault(g, []).append(i)
         new_complaint = not set(inputs.complaints["fixmedins_code"]) <= set(base_targets["fixmedins_code"])
-        if not new_complaint and not conflicted(base_targets, groups, inputs.conflicts):
+        members = {i for m in groups.values() for i in m}
+        left = not members <= set(inputs.inspectors["inspector_id"])
+        if not new_complaint and not left and not conflicted(base_targets, groups, inputs.conflicts):
             status, rec = "reused", existing
         else:
             status = "amended"
             rec = DrawRecord(f"{cycle}-v{versions + 1}", cycle, versions + 1, existing.seed, params_sha, run_id)
             load = dict(base_targets.drop_nulls("inspection_group").group_by("inspection_group").len().iter_rows())
             result = amend_draw(inputs, cfg, rec.seed, rec.version, base_targets, groups, load)
-            result.assignment.groups = {}  # carried over with the copy below
             _copy_draw(con, existing.draw_id, rec.draw_id)
+            if result.groups != groups:  # a member left the inspectors' list: the groups as made whole again
+                con.execute("DELETE FROM draw_groups WHERE draw_id = ?", [rec.draw_id])
+                result.assignment.groups = result.groups or {}
+                refilled = {g: sorted(set(m) - set(groups[g])) for g, m in result.assignment.groups.items()}
+                refilled = {g: m for g, m in refilled.items() if m} | {g: [] for g in groups if g not in result.groups}
+            else:
+                result.assignment.groups = {}  # carried over with the copy
             moved = {code: result.assignment.target_group.get(code) for code in result.moved}
             for code, group in moved.items():  # no group when none is free of 回避 (the reason in `unassigned`)
                 con.execute(
@@ -263,7 +273,7 @@ def run_targeting(
         result = make_draw(inputs, cfg, rec.seed)
         _store(con, rec, result, as_of, cfg, inputs, based_on=existing.draw_id if existing else None)
         _sample_claims(con, rec, result.targets["fixmedins_code"].to_list(), as_of, cfg)
-    return {**draw_summary(con, rec.draw_id, status), "regrouped": moved}
+    return {**draw_summary(con, rec.draw_id, status), "regrouped": moved, "refilled": refilled}
 
 
 def draw_summary(con: duckdb.DuckDBPyConnection, draw_id: str, status: str) -> dict:

@@ -54,8 +54,8 @@ def verify_draw(con: duckdb.DuckDBPyConnection, draw_id: str) -> list[str]:
     if amended:
         base_targets, base_groups = _recorded(con, based_on)
         load = dict(base_targets.drop_nulls("inspection_group").group_by("inspection_group").len().iter_rows())
-        replay = amended_targets(base_targets, amend_draw(inputs, cfg, seed, version, base_targets, base_groups, load))
-        replay_groups = base_groups
+        result = amend_draw(inputs, cfg, seed, version, base_targets, base_groups, load)
+        replay, replay_groups = amended_targets(base_targets, result), result.groups or base_groups
     else:
         result = make_draw(inputs, cfg, seed)
         replay, replay_groups = _as_rows(result), result.assignment.groups
