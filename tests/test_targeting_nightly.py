@@ -131,6 +131,7 @@ def test_an_avoidance_declared_after_the_draw_moves_its_target_to_another_group(
     group has someone to avoid it); the amendment replays, and the next night reuses it."""
     import shutil
 
+    from pipelines.cases.step import open_case_table
     from pipelines.targeting.step import run_targeting
     from pipelines.targeting.verify import verify_draw
 
@@ -146,7 +147,8 @@ def test_an_avoidance_declared_after_the_draw_moves_its_target_to_another_group(
     shutil.copy(db, copy)
     con = duckdb.connect(str(copy))
     before = groups_of(con, draw_id)
-    target = sorted(c for c, g in before.items() if g is not None)[0]
+    with_case = {c for (c,) in con.execute("SELECT fixmedins_code FROM cases WHERE draw_id = ?", [draw_id]).fetchall()}
+    target = sorted(c for c, g in before.items() if g is not None and c in with_case)[0]
     (member,) = con.execute(
         "SELECT min(inspector_id) FROM draw_groups WHERE draw_id = ? AND inspection_group = ?",
         [draw_id, before[target]],
@@ -167,6 +169,10 @@ def test_an_avoidance_declared_after_the_draw_moves_its_target_to_another_group(
     }
     assert member not in members
     assert verify_draw(con, amended["draw_id"]) == []
+    cases = open_case_table(con, as_of, closed_too=True).filter(pl.col("draw_id") == draw_id)
+    moved_case = cases.filter(pl.col("fixmedins_code") == target)
+    assert moved_case.height and (moved_case["inspection_group"] == new_group).all()  # who goes now
+    assert not moved_case["inspector_ids"].list.contains(member).any()
     assert run_targeting(con, "next-night", as_of, None)["status"] == "reused"
 
     # every inspector must now avoid it: no group is given, and the reason says why

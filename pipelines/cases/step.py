@@ -100,15 +100,24 @@ def open_case_table(con: duckdb.DuckDBPyConnection, as_of: date, closed_too: boo
     c = cases(con, as_of)
     if not closed_too:
         c = c.filter(~pl.col("closed"))
+    # the group is the one of the cycle's latest draw holding the institution: an amendment may have given it
+    # another group since the case was opened (回避, a member who left)
     extra = con.sql(
-        f"""SELECT c.case_id, i.fixmedins_name, t.inspection_group,
+        f"""WITH latest AS (
+                SELECT c.case_id, arg_max(d.draw_id, d.version) AS draw_id
+                FROM cases c JOIN draws d0 ON d0.draw_id = c.draw_id
+                JOIN draws d ON d.cycle = d0.cycle AND d.version >= d0.version
+                SEMI JOIN draw_targets t ON t.draw_id = d.draw_id AND t.fixmedins_code = c.fixmedins_code
+                GROUP BY c.case_id)
+            SELECT c.case_id, i.fixmedins_name, t.inspection_group,
                    string_agg(g.inspector_name, '、' ORDER BY g.inspector_id) AS inspectors,
                    list(g.inspector_id ORDER BY g.inspector_id) AS inspector_ids,
                    any_value(o.audited) AS audited, any_value(o.confirmed) AS confirmed,
                    any_value(o.confirmed_amount) AS confirmed_amount
             FROM cases c LEFT JOIN {names} i USING (fixmedins_code)
-            LEFT JOIN draw_targets t ON t.draw_id = c.draw_id AND t.fixmedins_code = c.fixmedins_code
-            LEFT JOIN draw_groups g ON g.draw_id = c.draw_id AND g.inspection_group = t.inspection_group
+            LEFT JOIN latest l USING (case_id)
+            LEFT JOIN draw_targets t ON t.draw_id = l.draw_id AND t.fixmedins_code = c.fixmedins_code
+            LEFT JOIN draw_groups g ON g.draw_id = l.draw_id AND g.inspection_group = t.inspection_group
             LEFT JOIN case_outcomes o USING (case_id)
             GROUP BY c.case_id, i.fixmedins_name, t.inspection_group"""
     ).pl()
