@@ -33,6 +33,7 @@ class Table:
     key: tuple[str, ...]
     columns: tuple[Column, ...]
     merge: bool = False  # reference lists only: rows are merged by key instead of replacing the list
+    key_in: str | None = None  # reference lists only: each row's key must name a row of that upload table
 
     @property
     def codes(self) -> list[str]:
@@ -76,7 +77,9 @@ def _load(file: str) -> dict[str, Table]:
                     listed_in=c.get("listed_in"),
                 )
             )
-        tables[name] = Table(name, tuple(spec["key"]), tuple(cols), spec.get("mode", "replace") == "merge")
+        tables[name] = Table(
+            name, tuple(spec["key"]), tuple(cols), spec.get("mode", "replace") == "merge", spec.get("key_in")
+        )
     return tables
 
 

@@ -100,6 +100,13 @@ def step_reference(ctx: RunContext) -> None:
 def step_ingest(ctx: RunContext) -> None:
     with ctx.connect() as con:
         ctx.ingest = ingest(con, ctx.params.inbox, ctx.run_id, ctx.progress.say, ctx.validator, ctx.hashes)
+        later = load_references(
+            con, ctx.params.inbox / "reference", ctx.run_id, ctx.validator, ctx.progress.say, after_uploads=True
+        )
+        if ctx.reference:
+            ctx.reference.merge(later)
+        else:
+            ctx.reference = later
         latest = con.execute("SELECT max(file_date) FROM manifest WHERE status = 'loaded'").fetchall()[0][0]
         if ctx.params.as_of is not None:
             _check_as_of(con, ctx.params.as_of)

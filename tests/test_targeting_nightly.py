@@ -239,3 +239,36 @@ def test_an_inspector_who_left_the_list_is_replaced_by_one_drawn_at_random(small
     assert all(final_targets[c] not in (group, None) or c in s["unassigned"] for c in moved)
     assert verify_draw(con, s["draw_id"]) == []
     con.close()
+
+
+def test_audit_outcomes_naming_no_visit_are_refused_with_their_row(small_night, tmp_path):
+    """A mistyped setl_id in audit_outcomes.csv, once merged, could never be taken out and would count nowhere
+    (estimates, confirmation rates, a notice's confirmed facts): the file is refused naming the row, as
+    `cases import-outcomes` does too, and loads once corrected."""
+    import shutil
+
+    from pipelines.ingest.reader import FileRejected
+    from pipelines.ingest.reference import load_reference_file
+    from pipelines.warehouse.schema import has_table
+
+    db, _, _ = small_night
+    copy = tmp_path / "w.duckdb"
+    shutil.copy(db, copy)
+    con = duckdb.connect(str(copy))
+    assert not has_table(con, "ref_audit_outcomes")  # the small inbox sends none
+    code, setl_id = con.execute("SELECT fixmedins_code, setl_id FROM setl ORDER BY ALL LIMIT 1").fetchall()[0]
+    header = "fixmedins_code,setl_id,audited_on,finding,violation_type,overpaid_amt\n"
+    good = f"{code},{setl_id},2026-11-02,confirmed,串换项目,12.00\n"
+    outcomes, typo = tmp_path / "audit_outcomes.csv", tmp_path / "typo.csv"
+    outcomes.write_text(header + good + f"{code},{setl_id}X,2026-11-02,confirmed,串换项目,30.00\n", encoding="utf-8")
+    with pytest.raises(FileRejected) as refused:
+        load_reference_file(con, outcomes, "audit_outcomes", "outcomes-night")
+    assert refused.value.message == f"1 failing row: row 3: unknown_setl ({code}/{setl_id}X)"
+    assert not has_table(con, "ref_audit_outcomes")
+    outcomes.write_text(header + good, encoding="utf-8")
+    assert load_reference_file(con, outcomes, "audit_outcomes", "corrected-night") == 1
+    con.close()
+
+    typo.write_text(header + f"{code},{setl_id}Y,2026-11-03,not_confirmed,,\n", encoding="utf-8")
+    r = cli("cases", "--db", str(copy), "import-outcomes", str(typo))
+    assert r.returncode != 0 and r.stderr.count("\n") == 1 and f"row 2: unknown_setl ({code}/{setl_id}Y)" in r.stderr

@@ -15,9 +15,10 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from data_contracts.contract import Table, reference_tables
+from data_contracts.contract import Table, reference_tables, upload_tables
 from data_contracts.gx_validation import ContractValidator
 from pipelines.ingest.hashing import sha256_of
+from pipelines.ingest.judge import by_key
 from pipelines.ingest.loader import known_codes
 from pipelines.ingest.reader import FileRejected, decode
 from pipelines.ingest.rules import listed_check, parse_and_check
@@ -31,6 +32,10 @@ class ReferenceResult:
     unchanged: list[str] = field(default_factory=list)
     absent: list[str] = field(default_factory=list)
     rejected: list[dict] = field(default_factory=list)
+
+    def merge(self, other: ReferenceResult) -> None:
+        for k in ("loaded", "unchanged", "absent", "rejected"):
+            getattr(self, k).extend(getattr(other, k))
 
 
 def read_reference(
@@ -87,12 +92,17 @@ def load_references(
     run_id: str,
     validator: ContractValidator | None = None,
     say: Callable[[str], None] = lambda _: None,
+    after_uploads: bool = False,
 ) -> ReferenceResult:
+    """Load the lists that changed: before the uploads those the uploads are checked against, after them
+    (`after_uploads`) those that name uploaded rows (`key_in`), which may be tonight's."""
     result = ReferenceResult()
     previous = dict(
         con.execute("SELECT name, arg_max(sha256, loaded_at) FROM reference_files GROUP BY name").fetchall()
     )
-    for name in reference_tables():
+    for name, table in reference_tables().items():
+        if bool(table.key_in) != after_uploads:
+            continue
         path = ref_dir / f"{name}.csv"
         if not path.is_file():
             result.absent.append(name)
@@ -109,6 +119,22 @@ def load_references(
             continue
         result.loaded.append(name)
     return result
+
+
+def _name_rows_of(con: duckdb.DuckDBPyConnection, typed: pl.DataFrame, table: Table) -> None:
+    """FileRejected unless every row's key names a row of the upload table `table.key_in` (looked up by its
+    stored key hash, so the night does not scan the warehouse's visits)."""
+    upload = upload_tables()[table.key_in]
+    keys = typed.select(table.key).with_row_index("_row", offset=2)
+    found = by_key(con, upload, keys.select(table.key), ", ".join(f"t.{ident(k)}" for k in table.key))
+    missing = keys.join(found.unique(), on=list(table.key), how="anti").sort("_row")
+    if missing.is_empty():
+        return
+    shown = "; ".join(
+        f"row {r[0]}: unknown_{table.key_in} ({'/'.join(str(v) for v in r[1:])})" for r in missing.head(3).iter_rows()
+    )
+    more = f" and {missing.height - 3} more" if missing.height > 3 else ""
+    raise FileRejected("contract", f"{counted(missing.height, 'failing row')}: {shown}{more}")
 
 
 def load_reference_file(
@@ -128,6 +154,8 @@ def load_reference_file(
         if c.listed_in
     }
     typed = read_reference(path, table, validator, {k: v for k, v in lists.items() if v is not None})
+    if table.key_in:
+        _name_rows_of(con, typed, table)
     cols = ", ".join(f"CAST({ident(c.code)} AS {SQL_TYPES[c.type]}) AS {ident(c.code)}" for c in table.columns)
     con.register("ref_rows", typed.to_arrow())
     if table.merge and has_table(con, f"ref_{name}"):
