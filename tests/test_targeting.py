@@ -230,3 +230,44 @@ def test_an_amendment_moves_only_the_targets_whose_group_must_now_avoid_them():
     assert changed["fixmedins_code"].to_list() == [target] and whole.height == base.height
     # nothing declared: nothing moves
     assert amend_draw(inputs(), cfg, 11, 2, base, a.groups, load_).moved == []
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_amendments_keep_every_hard_constraint_whatever_changed(seed):
+    """Random mid-cycle changes (members leaving, avoidances declared, a complaint): every target of the amended
+    draw is in a whole group none of whose members must avoid it or inspected it last cycle, or is unassigned
+    with a reason; the amendment is a pure function of its inputs."""
+    cfg = load()
+    rng = np.random.default_rng(seed)
+    first = make_draw(inputs(), cfg, seed)
+    a = first.assignment
+    base = first.targets.with_columns(
+        inspection_group=pl.col("fixmedins_code").replace_strict(a.target_group, default=None, return_dtype=pl.Int32)
+    )
+    members = sorted(i for m in a.groups.values() for i in m)
+    left = set(rng.choice(members, size=int(rng.integers(0, 4)), replace=False).tolist())
+    codes = base["fixmedins_code"].to_list()
+    declared = pl.DataFrame(
+        {
+            "fixmedins_code": rng.choice(codes, size=6).tolist(),
+            "inspector_id": rng.choice(inspectors()["inspector_id"].to_list(), size=6).tolist(),
+        }
+    )
+    changed = inputs(
+        inspectors=inspectors().filter(~pl.col("inspector_id").is_in(sorted(left))),
+        conflicts=declared,
+        complaints=complaints("P014"),
+    )
+    load_ = dict(base.drop_nulls("inspection_group").group_by("inspection_group").len().iter_rows())
+    result = amend_draw(changed, cfg, seed, 2, base, a.groups, load_)
+    again = amend_draw(DrawInputs.from_json(changed.to_json()), cfg, seed, 2, base, a.groups, load_)
+    assert result.assignment == again.assignment and result.groups == again.groups and result.moved == again.moved
+    whole = amended_targets(base, result)
+    pairs = set(declared.select("inspector_id", "fixmedins_code").iter_rows())
+    assert all(len(m) >= cfg["inspectors"]["group_size"] and not set(m) & left for m in result.groups.values())
+    for code, g in whole.select("fixmedins_code", "inspection_group").iter_rows():
+        if g is None:
+            assert code in result.assignment.unassigned or code in a.unassigned, code
+        else:
+            assert not any((i, code) in pairs for i in result.groups[g]), code
+    assert set(whole["fixmedins_code"]) == set(codes) | {"P014"}
