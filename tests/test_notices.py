@@ -231,3 +231,46 @@ def test_pdf_conversion_reports_why_it_made_no_pdf_and_leaves_nothing_behind(tmp
     with pytest.raises(FileNotFoundError):
         render.start_pdf([doc])
     assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_the_inspection_date_is_that_of_a_check_under_the_notices_own_draw(small_night, tmp_path):
+    """The notice names this draw's inspectors: the date beside them is of a sampled visit of this draw audited
+    after it was drawn, never an earlier check by another group, nor of a visit outside the sample."""
+    import shutil
+    from datetime import timedelta
+
+    import duckdb
+
+    from pipelines.ingest.reference import load_reference_file
+    from pipelines.notices.step import inspected_on
+
+    db, summary, _ = small_night
+    copy = tmp_path / "w.duckdb"
+    shutil.copy(db, copy)
+    con = duckdb.connect(str(copy))
+    draw_id = summary["draw"]["draw_id"]
+    (drawn_on,) = con.execute("SELECT as_of FROM draws WHERE draw_id = ?", [draw_id]).fetchall()[0]
+    sampled = con.execute(
+        "SELECT fixmedins_code, any_value(setl_id) FROM claim_samples WHERE draw_id = ? GROUP BY ALL ORDER BY 1",
+        [draw_id],
+    ).fetchall()
+    (a, a_visit), (b, b_visit) = sampled[:2]
+    (outside,) = con.execute(
+        "SELECT setl_id FROM setl WHERE fixmedins_code = ? AND setl_id NOT IN "
+        "(SELECT setl_id FROM claim_samples WHERE draw_id = ? AND fixmedins_code = ?) LIMIT 1",
+        [b, draw_id, b],
+    ).fetchall()[0]
+    rows = [
+        (a, a_visit, drawn_on + timedelta(days=10)),  # checked under this draw
+        (b, b_visit, drawn_on - timedelta(days=5)),  # an earlier check, by another group
+        (b, outside, drawn_on + timedelta(days=12)),  # a visit outside this draw's sample
+    ]
+    path = tmp_path / "audit_outcomes.csv"
+    path.write_text(
+        "fixmedins_code,setl_id,audited_on,finding,violation_type,overpaid_amt\n"
+        + "".join(f"{c},{s},{d},confirmed,串换项目,10.00\n" for c, s, d in rows),
+        encoding="utf-8",
+    )
+    load_reference_file(con, path, "audit_outcomes", "outcomes")
+    assert inspected_on(con, draw_id) == {a: drawn_on + timedelta(days=10)}
+    con.close()

@@ -52,6 +52,23 @@ def _write_evidence_xlsx(ctx: dict, path: Path) -> None:
         sheet.table(frame.with_columns(pl.col("金额(元)").str.replace_all(",", "").cast(pl.Float64)), main=True)
 
 
+def inspected_on(con: duckdb.DuckDBPyConnection, draw_id: str) -> dict[str, date]:
+    """Each institution's latest on-site check under this draw: of a visit in the draw's claim sample, audited
+    after the data the draw was made on (as the estimates count them). An earlier draw's check was made by its
+    own group: that date beside this draw's inspectors would misstate who checked when, so the notice leaves
+    the date for them to fill in."""
+    if not has_table(con, "ref_audit_outcomes"):
+        return {}
+    rows = con.execute(
+        """SELECT o.fixmedins_code, max(o.audited_on) FROM ref_audit_outcomes o
+           JOIN claim_samples c ON c.draw_id = ? AND c.fixmedins_code = o.fixmedins_code AND c.setl_id = o.setl_id
+           JOIN draws d ON d.draw_id = c.draw_id AND o.audited_on >= d.as_of
+           GROUP BY ALL""",
+        [draw_id],
+    ).fetchall()
+    return dict(rows)
+
+
 def run_notices(
     con: duckdb.DuckDBPyConnection,
     run_id: str,
@@ -77,11 +94,7 @@ def run_notices(
         "SELECT inspection_group, inspector_name, cert_no FROM draw_groups WHERE draw_id = ? ORDER BY ALL", [draw_id]
     ).fetchall():
         groups.setdefault(g, []).append((name, cert))
-    audited = (
-        dict(con.execute("SELECT fixmedins_code, max(audited_on) FROM ref_audit_outcomes GROUP BY ALL").fetchall())
-        if has_table(con, "ref_audit_outcomes")
-        else {}
-    )
+    audited = inspected_on(con, draw_id)
     days = load_detector_config()["window"]["days"]
     folder = out / "notices"
     written, skipped, totals, issued = [], [], {}, {}
