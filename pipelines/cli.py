@@ -126,7 +126,7 @@ def _print_summary(s: dict, out: Path, db: Path) -> None:
     if f.get("waiting_lines_still"):
         gone = f.get("waiting_lines_file_gone", 0)
         print(
-            f"  fee lines still waiting for their settlement: {f['waiting_lines_still']:,} "
+            f"  fee lines still waiting for the settlement (or refunded line) they name: {f['waiting_lines_still']:,} "
             f"({counted(f['waiting_institutions'], 'institution')})"
             + (f", {gone:,} of them from files no longer in uploads/ (to be sent again)" if gone else "")
         )
