@@ -6,7 +6,8 @@ from __future__ import annotations
 import os
 import sys
 import time
-import unicodedata
+
+from pipelines.outputs.xlsx import display_width
 
 
 class Progress:
@@ -41,5 +42,4 @@ def counted(count: int, noun: str, plural: str | None = None) -> str:
 
 def padded(text: str, width: int) -> str:
     """`text` padded to `width` terminal columns, a Chinese character taking two, so columns line up."""
-    used = sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
-    return text + " " * max(width - used, 0)
+    return text + " " * max(width - display_width(text), 0)

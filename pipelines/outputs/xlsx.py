@@ -16,6 +16,7 @@ MAX_WIDTH = 30  # characters; longer text wraps
 
 
 def display_width(text: object) -> int:
+    """Columns `text` takes in a sheet or a terminal."""
     s = "" if text is None else str(text)
     return sum(2 if ord(ch) > 0x2E80 else 1 for ch in s)  # CJK characters take two columns
 
