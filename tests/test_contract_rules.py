@@ -115,6 +115,7 @@ def test_warn_rules_load_the_row_and_record_the_finding(tmp_path):
 def test_send_back_workbook_has_the_row_as_uploaded_and_the_reason_in_chinese(tmp_path):
     setl, fee = _clean()
     fee[1]["det_item_fee_sumamt"] = '=HYPERLINK("http://x")'
+    fee[2]["setl_id"] = "S404"  # setl_missing: a reason longer than its column
     run(_inbox(tmp_path, setl, fee), tmp_path / "w.duckdb")
     path = tmp_path / "out" / "quarantine" / "H13030200001.xlsx"
     assert path.stat().st_mode & 0o077 == 0
@@ -125,6 +126,10 @@ def test_send_back_workbook_has_the_row_as_uploaded_and_the_reason_in_chinese(tm
     assert row["原因"] == "金额或数量格式错误" and row["费用明细流水号"] == "F1"
     assert row["明细项目费用总额"].startswith("'=")  # shown as text, never evaluated
     assert ws.freeze_panes == "A2"
+    long = dict(zip(header, [c.value for c in ws[3]], strict=True))
+    assert long["规则"] == "setl_missing" and "请更正后重传本文件" in long["原因"]
+    assert ws.cell(3, 3).alignment.wrap_text and ws.row_dimensions[3].height >= 45  # wraps, the row grown to show it
+    assert ws.row_dimensions[2].height is None  # a short reason keeps its row
 
 
 def test_data_docs_are_built_and_linked(tmp_path):

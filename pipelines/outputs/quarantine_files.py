@@ -12,6 +12,18 @@ import xlsxwriter
 
 from data_contracts.contract import rule_spec, upload_tables
 from pipelines.outputs.safe_text import file_stem, neutralise, write_csv
+from pipelines.outputs.xlsx import display_width
+
+REASON_WIDTH = 42  # characters of the 原因 column (300 px); a longer reason wraps onto more lines
+
+
+def _wrap_reasons(sheet, reasons: pl.Series) -> None:
+    """Give each row whose reason is longer than its column the lines it needs: a spreadsheet program does not
+    grow a row written by a library, and the reason says what to do."""
+    lines = {r: -(-display_width(r) // REASON_WIDTH) for r in reasons.unique().drop_nulls().to_list()}
+    for i, reason in enumerate(reasons.to_list(), start=1):
+        if lines.get(reason, 1) > 1:
+            sheet.set_row(i, 15 * lines[reason])
 
 
 def _zh(rules: str) -> str:
@@ -68,10 +80,12 @@ def write_send_back(con: duckdb.DuckDBPyConnection, run_id: str, out: Path) -> l
                     worksheet=name,
                     autofit=True,
                     freeze_panes="A2",
-                    column_widths={"原因": 300, "问题值": 160} if "原因" in frame.columns else {"原因": 300},
+                    column_widths={"原因": 300, "问题值": 160} if "问题值" in frame.columns else {"原因": 300},
+                    column_formats={"原因": {"text_wrap": True, "valign": "top"}},
                     header_format={"bold": True, "bg_color": "#DDEBF7"},
                 )
                 sheet = wb.get_worksheet_by_name(name)
+                _wrap_reasons(sheet, frame["原因"])
                 sheet.set_landscape()  # printed for the institution: one page wide, header on every page
                 sheet.fit_to_pages(1, 0)
                 sheet.repeat_rows(0)
