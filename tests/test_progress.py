@@ -74,3 +74,28 @@ def test_padded_lines_up_chinese_and_latin_text_by_terminal_columns():
     widths = {sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in r) for r in rows}
     assert widths == {11} and rows[0] == "初审      |"
     assert padded("超过十个字符宽的文字", 4) == "超过十个字符宽的文字"  # never cut
+
+
+def test_the_prefect_summary_says_how_an_amended_draw_changed_its_groups():
+    from pipelines.flows.artifacts import summary_markdown
+
+    summary = {
+        "run_id": "r",
+        "as_of": "2026-12-05",
+        "timings_s": {"ingest": 1.0},
+        "files": {"seen": 1, "loaded": 1, "unchanged": 0, "rejected": []},
+        "rows": {},
+        "outputs": {"folder": "out"},
+        "draw": {
+            "draw_id": "2026-12-v2",
+            "status": "amended",
+            "targets": 13,
+            "groups": 5,
+            "unassigned": {},
+            "refilled": {3: ["JC007"], 4: []},
+            "regrouped": {"H13030200001": 1, "H13030200009": None},
+        },
+    }
+    md = summary_markdown(summary)
+    assert "本周期抽取已调整" in md
+    assert "| 检查组调整(回避、人员变动) | 第3组补抽 JC007; 第4组撤销; H13030200001 改派第1组 |" in md

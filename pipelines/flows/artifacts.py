@@ -41,6 +41,11 @@ def summary_markdown(s: dict) -> str:
     if dr:
         status = DRAW_STATUS_ZH.get(dr["status"], dr["status"])
         lines.append(f"| 抽检 {dr['draw_id']} ({status}) | {dr['targets']} 家, {dr['groups']} 个检查组 |")
+        refilled = (dr.get("refilled") or {}).items()
+        changes = [f"第{g}组补抽 {'、'.join(m)}" if m else f"第{g}组撤销" for g, m in refilled]
+        changes += [f"{c} 改派第{g}组" for c, g in (dr.get("regrouped") or {}).items() if g is not None]
+        if changes:
+            lines.append(f"| 检查组调整(回避、人员变动) | {'; '.join(changes)} |")
         if dr.get("unassigned"):
             lines.append(f"| **未分配检查组** | {', '.join(dr['unassigned'])} |")
     if nt:
