@@ -1,5 +1,5 @@
 """A night shows how far it has come on a terminal (every step, the load's batches, detection's slices, the
-notices) and says nothing when its output is not a terminal."""
+notices) and says nothing when its output is not a terminal; the summaries it ends with read right."""
 
 from __future__ import annotations
 
