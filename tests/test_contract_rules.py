@@ -220,6 +220,26 @@ def test_a_conflict_or_complaint_naming_no_one_on_the_lists_refuses_its_list(tmp
     assert rejected == {} and {"conflicts", "complaints"} <= set(loaded)
 
 
+def test_audit_outcomes_are_read_after_the_uploads_and_may_name_tonights_visits(tmp_path):
+    """The outcomes must name visits in the warehouse; read after the night's uploads, they may name visits
+    loaded that same night (a first night with a backlog), and one naming no visit refuses the file."""
+    setl, fee = _clean()
+    inbox = _inbox(tmp_path, setl, fee)
+    header = "fixmedins_code,setl_id,audited_on,finding,violation_type,overpaid_amt\n"
+    (inbox / "reference" / "audit_outcomes.csv").write_text(
+        header + "H13030200001,S1,2026-10-20,confirmed,串换项目,12.00\n", encoding="utf-8"
+    )
+    s = run(inbox, tmp_path / "w.duckdb")
+    assert "audit_outcomes" in s["reference"]["loaded"] and not s["files"]["rejected"]
+    (inbox / "reference" / "audit_outcomes.csv").write_text(
+        header + "H13030200001,S9,2026-10-21,not_confirmed,,\n", encoding="utf-8"
+    )
+    s = run(inbox, tmp_path / "w.duckdb", tmp_path / "o2")
+    rejected = {r["file"]: r["reason"] for r in s["files"]["rejected"]}
+    reason = "contract: 1 failing row: row 2: unknown_setl (H13030200001/S9)"
+    assert rejected == {"reference/audit_outcomes.csv": reason}
+
+
 def test_gx_failing_rows_map_back_to_their_file_and_row_past_skipped_rows():
     """GX reports a failing row by its position in the batch, also after it skipped rows (a null in a column
     pair); each must come back as the (file, row) it was uploaded as, every failing row once per rule."""

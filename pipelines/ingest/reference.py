@@ -121,7 +121,7 @@ def load_references(
     return result
 
 
-def _name_rows_of(con: duckdb.DuckDBPyConnection, typed: pl.DataFrame, table: Table) -> None:
+def _check_key_in(con: duckdb.DuckDBPyConnection, typed: pl.DataFrame, table: Table) -> None:
     """FileRejected unless every row's key names a row of the upload table `table.key_in` (looked up by its
     stored key hash, so the night does not scan the warehouse's visits)."""
     upload = upload_tables()[table.key_in]
@@ -146,8 +146,8 @@ def load_reference_file(
     sha: str | None = None,
 ) -> int:
     """Check one reference list and put it in `ref_<name>` (replaced, or merged by key); rows taken."""
-    table = reference_tables()[name]
     tables = reference_tables()
+    table = tables[name]
     lists = {
         c.listed_in: known_codes(con, f"ref_{c.listed_in}", tables[c.listed_in].key[0])
         for c in table.columns
@@ -155,7 +155,7 @@ def load_reference_file(
     }
     typed = read_reference(path, table, validator, {k: v for k, v in lists.items() if v is not None})
     if table.key_in:
-        _name_rows_of(con, typed, table)
+        _check_key_in(con, typed, table)
     cols = ", ".join(f"CAST({ident(c.code)} AS {SQL_TYPES[c.type]}) AS {ident(c.code)}" for c in table.columns)
     con.register("ref_rows", typed.to_arrow())
     if table.merge and has_table(con, f"ref_{name}"):
