@@ -250,7 +250,7 @@ def cmd_nightly(args) -> None:
 
 
 def cmd_draws(args) -> None:
-    from pipelines.targeting.verify import verify_draw
+    from pipelines.targeting.verify import amendment, verify_draw
     from pipelines.warehouse.session import connect_readonly
 
     try:
@@ -276,6 +276,8 @@ def cmd_draws(args) -> None:
             failed += bool(problems)
             line += "  replay: " + ("identical" if not problems else "DIFFERS: " + "; ".join(problems))
         print(line)
+        if changed := amendment(con, draw_id):
+            print(f"  {changed}")
     if failed:
         raise UserError(f"{counted(failed, 'draw')} did not replay identically")
 

@@ -57,6 +57,7 @@ def test_cycle_draw_is_reused_amended_replayed_and_estimated(inbox_copy, tmp_pat
     r = cli("draws", "--db", str(tmp_path / "w.duckdb"), "--verify")
     assert r.returncode == 0, r.stderr
     assert r.stdout.count("replay: identical") == 2
+    assert f"  amends 2026-10-v1: +{outside}\n" in r.stdout  # what the amendment changed, for anyone to read
 
     # another seed is a new draw; the earlier one stays on record, superseded
     s4, _ = night(inbox_copy, tmp_path, "n4", seed=d1["seed"] + 1)
@@ -133,7 +134,7 @@ def test_an_avoidance_declared_after_the_draw_moves_its_target_to_another_group(
 
     from pipelines.cases.step import open_case_table
     from pipelines.targeting.step import run_targeting
-    from pipelines.targeting.verify import verify_draw
+    from pipelines.targeting.verify import amendment, verify_draw
 
     db, summary, _ = small_night
     as_of = date.fromisoformat(summary["as_of"])
@@ -169,6 +170,7 @@ def test_an_avoidance_declared_after_the_draw_moves_its_target_to_another_group(
     }
     assert member not in members
     assert verify_draw(con, amended["draw_id"]) == []
+    assert amendment(con, amended["draw_id"]) == f"amends {draw_id}: {target}: group {before[target]} -> {new_group}"
     cases = open_case_table(con, as_of, closed_too=True).filter(pl.col("draw_id") == draw_id)
     moved_case = cases.filter(pl.col("fixmedins_code") == target)
     assert moved_case.height and (moved_case["inspection_group"] == new_group).all()  # who goes now
@@ -194,7 +196,7 @@ def test_an_inspector_who_left_the_list_is_replaced_by_one_drawn_at_random(small
     import shutil
 
     from pipelines.targeting.step import run_targeting
-    from pipelines.targeting.verify import verify_draw
+    from pipelines.targeting.verify import amendment, verify_draw
 
     db, summary, _ = small_night
     as_of = date.fromisoformat(summary["as_of"])
@@ -224,6 +226,7 @@ def test_an_inspector_who_left_the_list_is_replaced_by_one_drawn_at_random(small
     assert drawn not in {i for g, m in groups.items() for i in m}  # from those in no group
     assert {g: m for g, m in after_groups.items() if g != group} == {g: m for g, m in groups.items() if g != group}
     assert after_targets == targets and verify_draw(con, s["draw_id"]) == []
+    assert amendment(con, s["draw_id"]) == f"amends {draw_id}: group {group}: {gone} -> {drawn}"
     assert run_targeting(con, "next-night", as_of, None)["status"] == "reused"
 
     # nobody left to draw: the group is dissolved, its institutions given other groups
@@ -233,7 +236,7 @@ def test_an_inspector_who_left_the_list_is_replaced_by_one_drawn_at_random(small
     s = run_targeting(con, "short-night", as_of, None)
     assert s["refilled"] == {group: []}
     final_groups, final_targets = state(s["draw_id"])
-    assert group not in final_groups
+    assert group not in final_groups and f"group {group} dissolved" in amendment(con, s["draw_id"])
     moved = [c for c, g in targets.items() if g == group]
     assert moved and set(s["regrouped"]) == set(moved)
     assert all(final_targets[c] not in (group, None) or c in s["unassigned"] for c in moved)

@@ -34,6 +34,31 @@ def _as_rows(result: DrawResult) -> pl.DataFrame:
     )
 
 
+def amendment(con: duckdb.DuckDBPyConnection, draw_id: str) -> str | None:
+    """What an amended draw changed in the draw it amends (institutions added, members drawn into or out of a
+    group, institutions given another group), for anyone reading the record; None for a draw of its own."""
+    row = con.execute(
+        "SELECT a.based_on FROM draws a JOIN draws b ON b.draw_id = a.based_on AND b.seed = a.seed WHERE a.draw_id = ?",
+        [draw_id],
+    ).fetchall()
+    if not row:
+        return None
+    based_on = row[0][0]
+    (t0, g0), (t1, g1) = _recorded(con, based_on), _recorded(con, draw_id)
+    before = dict(t0.select("fixmedins_code", "inspection_group").iter_rows())
+    changes = [f"+{code}" for code in t1["fixmedins_code"] if code not in before]
+    for g in sorted(set(g0) | set(g1)):
+        out, into = sorted(set(g0.get(g, [])) - set(g1.get(g, []))), sorted(set(g1.get(g, [])) - set(g0.get(g, [])))
+        if g not in g1:
+            changes.append(f"group {g} dissolved")
+        elif out or into:
+            changes.append(f"group {g}: {','.join(out) or '-'} -> {','.join(into) or '-'}")
+    for code, g in t1.select("fixmedins_code", "inspection_group").iter_rows():
+        if code in before and before[code] != g:
+            changes.append(f"{code}: group {before[code]} -> {g if g is not None else 'unassigned'}")
+    return f"amends {based_on}: " + ("; ".join(changes) or "no change")
+
+
 def verify_draw(con: duckdb.DuckDBPyConnection, draw_id: str) -> list[str]:
     """What differs between the recorded draw and its replay (empty when it replays exactly)."""
     row = con.execute(
