@@ -167,7 +167,8 @@ def _print_summary(s: dict, out: Path, db: Path) -> None:
                 print(f"  DISSOLVED group {group}: a member left inspectors.csv and nobody free could replace them")
         for code, group in (dr.get("regrouped") or {}).items():
             if group is not None:
-                print(f"  REGROUPED {code}: to group {group}, a member of its group must now avoid it (conflicts.csv)")
+                why = "its group must now avoid it (conflicts.csv) or was dissolved"
+                print(f"  REGROUPED {code}: to group {group}; {why}")
         for code, why in dr["unassigned"].items():
             print(f"  UNASSIGNED {code}: {why}")
     if nt := s.get("notices"):

@@ -226,6 +226,15 @@ def test_an_inspector_who_left_the_list_is_replaced_by_one_drawn_at_random(small
     assert drawn not in {i for g, m in groups.items() for i in m}  # from those in no group
     assert {g: m for g, m in after_groups.items() if g != group} == {g: m for g, m in groups.items() if g != group}
     assert after_targets == targets and verify_draw(con, s["draw_id"]) == []
+    tampered = tmp_path / "tampered.duckdb"  # a member swapped by hand in the record is caught by the replay
+    con.execute("CHECKPOINT")
+    shutil.copy(copy, tampered)
+    other = duckdb.connect(str(tampered))
+    other.execute(
+        "UPDATE draw_groups SET inspector_id = ? WHERE draw_id = ? AND inspector_id = ?", [gone, s["draw_id"], drawn]
+    )
+    assert "the inspection groups differ from the replay" in verify_draw(other, s["draw_id"])
+    other.close()
     assert amendment(con, s["draw_id"]) == f"amends {draw_id}: group {group}: {gone} -> {drawn}"
     assert run_targeting(con, "next-night", as_of, None)["status"] == "reused"
 
@@ -240,6 +249,13 @@ def test_an_inspector_who_left_the_list_is_replaced_by_one_drawn_at_random(small
     moved = [c for c, g in targets.items() if g == group]
     assert moved and set(s["regrouped"]) == set(moved)
     assert all(final_targets[c] not in (group, None) or c in s["unassigned"] for c in moved)
+    assert verify_draw(con, s["draw_id"]) == []
+
+    # one inspector left in all: every group dissolves, every institution is unassigned with the reason
+    con.execute("DELETE FROM ref_inspectors WHERE inspector_id <> (SELECT min(inspector_id) FROM ref_inspectors)")
+    s = run_targeting(con, "empty-night", as_of, None)
+    emptied, unassigned = state(s["draw_id"])
+    assert emptied == {} and all(g is None for g in unassigned.values()) and set(s["unassigned"]) >= set(unassigned)
     assert verify_draw(con, s["draw_id"]) == []
     con.close()
 

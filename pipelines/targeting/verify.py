@@ -80,7 +80,8 @@ def verify_draw(con: duckdb.DuckDBPyConnection, draw_id: str) -> list[str]:
         base_targets, base_groups = _recorded(con, based_on)
         load = dict(base_targets.drop_nulls("inspection_group").group_by("inspection_group").len().iter_rows())
         result = amend_draw(inputs, cfg, seed, version, base_targets, base_groups, load)
-        replay, replay_groups = amended_targets(base_targets, result), result.groups or base_groups
+        replay = amended_targets(base_targets, result)
+        replay_groups = result.groups if result.groups is not None else base_groups  # {}: every group dissolved
     else:
         result = make_draw(inputs, cfg, seed)
         replay, replay_groups = _as_rows(result), result.assignment.groups
