@@ -218,8 +218,7 @@ def test_an_amendment_moves_only_the_targets_whose_group_must_now_avoid_them():
     target = sorted(a.target_group)[0]
     member = a.groups[a.target_group[target]][0]
     declared = pl.DataFrame({"fixmedins_code": [target], "inspector_id": [member]})
-    load_ = dict(base.drop_nulls("inspection_group").group_by("inspection_group").len().iter_rows())
-    amended = amend_draw(inputs(conflicts=declared), cfg, 11, 2, base, a.groups, load_)
+    amended = amend_draw(inputs(conflicts=declared), cfg, 11, 2, base, a.groups)
     assert amended.moved == [target] and amended.targets.is_empty()
     new_group = amended.assignment.target_group[target]
     assert new_group != a.target_group[target] and member not in a.groups[new_group]
@@ -229,7 +228,7 @@ def test_an_amendment_moves_only_the_targets_whose_group_must_now_avoid_them():
     )
     assert changed["fixmedins_code"].to_list() == [target] and whole.height == base.height
     # nothing declared: nothing moves
-    assert amend_draw(inputs(), cfg, 11, 2, base, a.groups, load_).moved == []
+    assert amend_draw(inputs(), cfg, 11, 2, base, a.groups).moved == []
 
 
 @pytest.mark.parametrize("seed", range(8))
@@ -258,9 +257,8 @@ def test_amendments_keep_every_hard_constraint_whatever_changed(seed):
         conflicts=declared,
         complaints=complaints("P014"),
     )
-    load_ = dict(base.drop_nulls("inspection_group").group_by("inspection_group").len().iter_rows())
-    result = amend_draw(changed, cfg, seed, 2, base, a.groups, load_)
-    again = amend_draw(DrawInputs.from_json(changed.to_json()), cfg, seed, 2, base, a.groups, load_)
+    result = amend_draw(changed, cfg, seed, 2, base, a.groups)
+    again = amend_draw(DrawInputs.from_json(changed.to_json()), cfg, seed, 2, base, a.groups)
     assert result.assignment == again.assignment and result.groups == again.groups and result.moved == again.moved
     whole = amended_targets(base, result)
     pairs = set(declared.select("inspector_id", "fixmedins_code").iter_rows())

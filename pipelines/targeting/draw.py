@@ -123,11 +123,11 @@ def amend_draw(
     version: int,
     base_targets: pl.DataFrame,
     base_groups: dict[int, list[str]],
-    base_load: dict[int, int],
 ) -> DrawResult:
     """Complaint targets not yet on the cycle's list, added after it with groups from the same cycle; groups
     that lost a member made whole again; and the list's targets whose group now has a member who must avoid
-    them, or could not be made whole, given another of those groups."""
+    them, or could not be made whole, given another of those groups. Nothing added, moved or refilled: the
+    draw stands as it is."""
     size = cfg["inspectors"]["group_size"]
     groups, stranded = _refill(
         base_targets, base_groups, inputs, cfg["inspectors"], stream(seed, STREAM_AMEND, version, 1)
@@ -144,10 +144,8 @@ def amend_draw(
         stream(seed, STREAM_AMEND, version),
     )
     added = added.with_columns(rank=pl.col("rank") + base_targets.height)
-    load = dict(base_load)
-    for g in base_targets.filter(pl.col("fixmedins_code").is_in(moved))["inspection_group"]:
-        load[g] -= 1
-    load = {g: n for g, n in load.items() if g in whole}
+    staying = base_targets.drop_nulls("inspection_group").filter(~pl.col("fixmedins_code").is_in(moved))
+    load = {g: n for g, n in staying.group_by("inspection_group").len().iter_rows() if g in whole}
     again = pl.concat(
         [
             added.select("fixmedins_code"),
@@ -168,6 +166,11 @@ def amend_draw(
             spare=int(bool(moved)),
         )
     return DrawResult(added, assignment, moved, whole)
+
+
+def unchanged(result: DrawResult, base_groups: dict[int, list[str]]) -> bool:
+    """Whether an amendment changes nothing: no complaint target to add, no target to move, no group refilled."""
+    return result.targets.is_empty() and not result.moved and result.groups == base_groups
 
 
 def _refill(

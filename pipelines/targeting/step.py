@@ -27,11 +27,12 @@ from pipelines.targeting.draw import (
     DrawResult,
     amend_draw,
     code_key,
-    conflicted,
     make_draw,
     sha256_text,
     stream,
+    unchanged,
 )
+from pipelines.targeting.verify import recorded_draw
 from pipelines.warehouse.schema import has_table, insert_frame, ref_table
 
 DRAW_SECTIONS = ("cycle", "selection", "inspectors", "claim_sample")
@@ -233,23 +234,14 @@ def run_targeting(
     refilled: dict[int, list[str]] = {}  # group -> inspectors drawn into it for members who left the list
     # ([] for a group that could not be made whole, its institutions given other groups)
     if existing and (seed is None or seed == existing.seed) and same:
-        base_targets = con.sql("SELECT * FROM draw_targets WHERE draw_id = ?", params=[existing.draw_id]).pl()
-        groups: dict[int, list[str]] = {}
-        for g, i in con.execute(
-            "SELECT inspection_group, inspector_id FROM draw_groups WHERE draw_id = ? ORDER BY ALL",
-            [existing.draw_id],
-        ).fetchall():
-            groups.setdefault(g, []).append(i)
-        new_complaint = not set(inputs.complaints["fixmedins_code"]) <= set(base_targets["fixmedins_code"])
-        members = {i for m in groups.values() for i in m}
-        left = not members <= set(inputs.inspectors["inspector_id"])
-        if not new_complaint and not left and not conflicted(base_targets, groups, inputs.conflicts):
+        # the draw as `draws --verify` reads it back, so the amendment is made from what its replay will see
+        base_targets, groups = recorded_draw(con, existing.draw_id)
+        result = amend_draw(inputs, cfg, existing.seed, versions + 1, base_targets, groups)
+        if unchanged(result, groups):
             status, rec = "reused", existing
         else:
             status = "amended"
             rec = DrawRecord(f"{cycle}-v{versions + 1}", cycle, versions + 1, existing.seed, params_sha, run_id)
-            load = dict(base_targets.drop_nulls("inspection_group").group_by("inspection_group").len().iter_rows())
-            result = amend_draw(inputs, cfg, rec.seed, rec.version, base_targets, groups, load)
             _copy_draw(con, existing.draw_id, rec.draw_id)
             if result.groups != groups:  # a member left the inspectors' list: the groups as made whole again
                 con.execute("DELETE FROM draw_groups WHERE draw_id = ?", [rec.draw_id])

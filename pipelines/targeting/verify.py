@@ -12,7 +12,7 @@ from pipelines.targeting.config import load as load_config
 from pipelines.targeting.draw import DrawInputs, DrawResult, amend_draw, amended_targets, make_draw, sha256_text
 
 
-def _recorded(con: duckdb.DuckDBPyConnection, draw_id: str) -> tuple[pl.DataFrame, dict[int, list[str]]]:
+def recorded_draw(con: duckdb.DuckDBPyConnection, draw_id: str) -> tuple[pl.DataFrame, dict[int, list[str]]]:
     targets = con.sql(
         "SELECT rank, fixmedins_code, selection_reason, selection_detail, inspection_group FROM draw_targets "
         "WHERE draw_id = ? ORDER BY rank",
@@ -44,7 +44,7 @@ def amendment(con: duckdb.DuckDBPyConnection, draw_id: str) -> str | None:
     if not row:
         return None
     based_on = row[0][0]
-    (t0, g0), (t1, g1) = _recorded(con, based_on), _recorded(con, draw_id)
+    (t0, g0), (t1, g1) = recorded_draw(con, based_on), recorded_draw(con, draw_id)
     before = dict(t0.select("fixmedins_code", "inspection_group").iter_rows())
     changes = [f"+{code}" for code in t1["fixmedins_code"] if code not in before]
     for g in sorted(set(g0) | set(g1)):
@@ -72,14 +72,13 @@ def verify_draw(con: duckdb.DuckDBPyConnection, draw_id: str) -> list[str]:
         problems.append("stored inputs do not match their fingerprint")
     cfg = {**load_config(), **json.loads(params)}
     inputs = DrawInputs.from_json(inputs_json)
-    targets, groups = _recorded(con, draw_id)
+    targets, groups = recorded_draw(con, draw_id)
     amended = based_on is not None and con.execute(
         "SELECT seed = ? FROM draws WHERE draw_id = ?", [seed, based_on]
     ).fetchall() == [(True,)]
     if amended:
-        base_targets, base_groups = _recorded(con, based_on)
-        load = dict(base_targets.drop_nulls("inspection_group").group_by("inspection_group").len().iter_rows())
-        result = amend_draw(inputs, cfg, seed, version, base_targets, base_groups, load)
+        base_targets, base_groups = recorded_draw(con, based_on)
+        result = amend_draw(inputs, cfg, seed, version, base_targets, base_groups)
         replay = amended_targets(base_targets, result)
         replay_groups = result.groups if result.groups is not None else base_groups  # {}: every group dissolved
     else:
