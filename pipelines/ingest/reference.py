@@ -76,14 +76,20 @@ def read_reference(
                 ),
             ]
         )
-    if not failures.is_empty():
-        shown = "; ".join(
-            f"row {r}: {rule} ({v})"
-            for r, rule, v in failures.sort("_row").head(3).select("_row", "rule", "value").iter_rows()
-        )
-        more = f" and {failures.height - 3} more" if failures.height > 3 else ""
-        raise FileRejected("contract", f"{counted(failures.height, 'failing row')}: {shown}{more}")
+    _refuse_if_any(failures)
     return typed.select(table.codes)
+
+
+def _refuse_if_any(failures: pl.DataFrame) -> None:
+    """FileRejected naming the first failing rows (`_row`, `rule`, `value`) of a list, if it has any."""
+    if failures.is_empty():
+        return
+    shown = "; ".join(
+        f"row {r}: {rule} ({v})"
+        for r, rule, v in failures.sort("_row").head(3).select("_row", "rule", "value").iter_rows()
+    )
+    more = f" and {failures.height - 3} more" if failures.height > 3 else ""
+    raise FileRejected("contract", f"{counted(failures.height, 'failing row')}: {shown}{more}")
 
 
 def load_references(
@@ -127,14 +133,14 @@ def _check_key_in(con: duckdb.DuckDBPyConnection, typed: pl.DataFrame, table: Ta
     upload = upload_tables()[table.key_in]
     keys = typed.select(table.key).with_row_index("_row", offset=2)
     found = by_key(con, upload, keys.select(table.key), ", ".join(f"t.{ident(k)}" for k in table.key))
-    missing = keys.join(found.unique(), on=list(table.key), how="anti").sort("_row")
-    if missing.is_empty():
-        return
-    shown = "; ".join(
-        f"row {r[0]}: unknown_{table.key_in} ({'/'.join(str(v) for v in r[1:])})" for r in missing.head(3).iter_rows()
+    missing = keys.join(found.unique(), on=list(table.key), how="anti")
+    _refuse_if_any(
+        missing.select(
+            "_row",
+            rule=pl.lit(f"unknown_{table.key_in}"),
+            value=pl.concat_str([pl.col(k).cast(pl.String) for k in table.key], separator="/"),
+        )
     )
-    more = f" and {missing.height - 3} more" if missing.height > 3 else ""
-    raise FileRejected("contract", f"{counted(missing.height, 'failing row')}: {shown}{more}")
 
 
 def load_reference_file(
