@@ -149,7 +149,12 @@ def _print_summary(s: dict, out: Path, db: Path) -> None:
     if c:
         back = counted(c["send_back_files"], "send-back workbook")
         print(f"  contract:  {counted(c['warnings'], 'warning')}, {back} in quarantine/")
-    if dr := s.get("draw"):
+    if (dr := s.get("draw")) and dr["draw_id"] is None:
+        print(
+            f"  draw:      none for {dr['cycle']}: no institution has visits in the window and no complaint is open; "
+            "the cycle's draw is made on the first night that has some"
+        )
+    elif dr:
         reasons = ", ".join(f"{n} {r}" for r, n in sorted(dr["by_reason"].items()))
         pull = f"{counted(dr['claims_sampled'], 'claim')} to pull + {counted(dr['claims_spare'], 'spare')}"
         print(
@@ -165,6 +170,13 @@ def _print_summary(s: dict, out: Path, db: Path) -> None:
                 print(f"  REFILLED group {group}: {', '.join(drawn)} drawn for a member no longer on inspectors.csv")
             else:
                 print(f"  DISSOLVED group {group}: a member left inspectors.csv and nobody free could replace them")
+        assigned, formed = dr.get("assigned") or {}, dr.get("formed") or {}
+        for group, members in formed.items():
+            codes = ", ".join(c for c, g in assigned.items() if g == group)
+            print(f"  FORMED group {group}: {', '.join(members)}, for {codes} (inspectors.csv now lists enough)")
+        for code, group in assigned.items():
+            if group not in formed:
+                print(f"  ASSIGNED {code}: to group {group}; it had none")
         for code, group in (dr.get("regrouped") or {}).items():
             if group is not None:
                 why = "its group must now avoid it (conflicts.csv) or was dissolved"

@@ -99,3 +99,7 @@ def test_the_prefect_summary_says_how_an_amended_draw_changed_its_groups():
     md = summary_markdown(summary)
     assert "本周期抽取已调整" in md
     assert "| 检查组调整(回避、人员变动) | 第3组补抽 JC007; 第4组撤销; H13030200001 改派第1组 |" in md
+    summary["draw"] |= {"refilled": {}, "regrouped": {}, "formed": {1: ["JC001", "JC004"]}, "assigned": {"P001": 1}}
+    assert "| 检查组调整(回避、人员变动) | 组建第1组 JC001、JC004; P001 分配第1组 |" in summary_markdown(summary)
+    summary["draw"] = {"cycle": "2026-12", "draw_id": None, "status": "none"}
+    assert "| 抽检 2026-12 | 本晚未抽取: 审核窗口内没有就诊, 也没有待查的举报; " in summary_markdown(summary)

@@ -9,7 +9,7 @@ import pytest
 from pipelines.targeting.assignment import assign_groups
 from pipelines.targeting.config import load
 from pipelines.targeting.cycle import cycle_of, previous_cycle
-from pipelines.targeting.draw import DrawInputs, amend_draw, amended_targets, make_draw
+from pipelines.targeting.draw import DrawInputs, amend_draw, amended_targets, make_draw, unchanged
 from pipelines.targeting.selection import select_targets
 
 REGIONS = ["东", "西", "南", "北"]
@@ -269,3 +269,56 @@ def test_amendments_keep_every_hard_constraint_whatever_changed(seed):
         else:
             assert not any((i, code) in pairs for i in result.groups[g]), code
     assert set(whole["fixmedins_code"]) == set(codes) | {"P014"}
+
+
+def _recorded(result) -> pl.DataFrame:
+    """A draw's targets with their groups, as the warehouse records them."""
+    a = result.assignment
+    return result.targets.with_columns(
+        inspection_group=pl.col("fixmedins_code").replace_strict(a.target_group, default=None, return_dtype=pl.Int32)
+    )
+
+
+def test_a_draw_made_without_inspectors_forms_its_groups_once_the_list_has_them():
+    cfg = load()
+    nobody = inspectors().clear()
+    first = make_draw(inputs(inspectors=nobody), cfg, 5)
+    base = _recorded(first)
+    assert first.assignment.groups == {} and base["inspection_group"].null_count() == base.height
+    assert set(first.assignment.unassigned) == set(base["fixmedins_code"])
+    # still too few: nothing changes
+    assert unchanged(amend_draw(inputs(inspectors=inspectors(1)), cfg, 5, 2, base, {}), {})
+    # the list arrives, with a 回避 and last cycle's visits: groups are formed for every target, none broken
+    code = base["fixmedins_code"][0]
+    barred = pl.DataFrame({"fixmedins_code": [code] * 6, "inspector_id": [f"JC{i:02d}" for i in range(6)]})
+    rotated = pl.DataFrame({"fixmedins_code": [code] * 2, "inspector_id": ["JC06", "JC07"]})
+    now = inputs(conflicts=barred, last_cycle=rotated)
+    amended = amend_draw(now, cfg, 5, 2, base, {})
+    assert amended.targets.is_empty() and amended.moved == [] and not unchanged(amended, {})
+    assert amended.assigned == sorted(base["fixmedins_code"]) and not amended.assignment.unassigned
+    assert amended.groups == amended.assignment.groups and len(amended.groups) >= 2
+    assert all(len(m) == cfg["inspectors"]["group_size"] for m in amended.groups.values())
+    assert set(amended.groups[amended.assignment.target_group[code]]) <= {f"JC{i:02d}" for i in range(8, 12)}
+    whole = amended_targets(base, amended)
+    assert whole["inspection_group"].null_count() == 0 and whole["fixmedins_code"].equals(base["fixmedins_code"])
+    # the next night, from the amended draw: nothing left to do
+    assert unchanged(amend_draw(now, cfg, 5, 3, whole, amended.groups), amended.groups)
+
+
+def test_a_target_no_group_could_take_is_given_one_once_its_avoidance_is_withdrawn():
+    cfg = load()
+    first = make_draw(inputs(), cfg, 3)
+    base = _recorded(first)
+    code = base["fixmedins_code"][0]
+    everyone = pl.DataFrame({"fixmedins_code": [code] * 12, "inspector_id": inspectors()["inspector_id"]})
+    blocked = amend_draw(inputs(conflicts=everyone), cfg, 3, 2, base, first.assignment.groups)
+    assert blocked.moved == [code] and code in blocked.assignment.unassigned
+    held = amended_targets(base, blocked)
+    assert held.filter(pl.col("fixmedins_code") == code)["inspection_group"].to_list() == [None]
+    # still barred: no change; withdrawn: it gets a group, nothing else moves
+    assert unchanged(amend_draw(inputs(conflicts=everyone), cfg, 3, 3, held, blocked.groups), blocked.groups)
+    freed = amend_draw(inputs(), cfg, 3, 3, held, blocked.groups)
+    assert freed.assigned == [code] and freed.moved == [] and freed.groups == blocked.groups
+    after = amended_targets(held, freed)
+    assert after.filter(pl.col("fixmedins_code") != code).equals(held.filter(pl.col("fixmedins_code") != code))
+    assert after.filter(pl.col("fixmedins_code") == code)["inspection_group"][0] in blocked.groups

@@ -291,3 +291,45 @@ def test_audit_outcomes_naming_no_visit_are_refused_with_their_row(small_night, 
     typo.write_text(header + f"{code},{setl_id}Y,2026-11-03,not_confirmed,,\n", encoding="utf-8")
     r = cli("cases", "--db", str(copy), "import-outcomes", str(typo))
     assert r.returncode != 0 and r.stderr.count("\n") == 1 and f"row 2: unknown_setl ({code}/{setl_id}Y)" in r.stderr
+
+
+def test_a_night_with_nothing_to_draw_records_no_draw_and_a_draw_made_without_inspectors_gets_groups_later(
+    inbox_copy, tmp_path
+):
+    """An empty first night (a new deployment, no upload yet) draws nothing and records no draw, so the cycle's
+    draw is made by the first night with data; a draw made before inspectors.csv arrived leaves its targets
+    unassigned, and gets its groups the night the list comes (it told the user to update the list)."""
+    db, as_of = str(tmp_path / "w.duckdb"), "2026-10-31"
+    empty = tmp_path / "empty"
+    (empty / "uploads").mkdir(parents=True)
+    r = cli("nightly", "--inbox", str(empty), "--db", db, "--out", str(tmp_path / "o0"), "--as-of", as_of)
+    assert r.returncode == 0, r.stderr
+    assert "draw:      none for 2026-10: no institution has visits in the window" in r.stdout
+    assert pl.read_csv(tmp_path / "o0" / "sampling_list.csv").height == 0
+    assert load_workbook(tmp_path / "o0" / "sampling_list.xlsx").sheetnames == ["抽检名单"]
+    assert "本晚未抽取" in (tmp_path / "o0" / "report.html").read_text(encoding="utf-8")
+    assert cli("draws", "--db", db).stderr.strip() == f"claimwatch: error: no draws recorded in {db}"
+
+    listed = inbox_copy / "reference" / "inspectors.csv"
+    kept = listed.read_bytes()
+    listed.unlink()
+    r = cli("nightly", "--inbox", str(inbox_copy), "--db", db, "--out", str(tmp_path / "o1"), "--as-of", as_of)
+    assert r.returncode == 0, r.stderr
+    assert "draw:      2026-10-v1 (new" in r.stdout and "0 inspection groups" in r.stdout
+    targets = pl.read_csv(tmp_path / "o1" / "sampling_list.csv", infer_schema=False)
+    assert r.stdout.count("  UNASSIGNED ") == targets.height == targets["inspection_group"].null_count()
+
+    listed.write_bytes(kept)
+    r = cli("nightly", "--inbox", str(inbox_copy), "--db", db, "--out", str(tmp_path / "o2"), "--as-of", as_of)
+    assert r.returncode == 0, r.stderr
+    assert "draw:      2026-10-v2 (amended" in r.stdout and "  UNASSIGNED " not in r.stdout
+    assert r.stdout.count("  FORMED group ") >= 2 and "(inspectors.csv now lists enough)" in r.stdout
+    after = pl.read_csv(tmp_path / "o2" / "sampling_list.csv", infer_schema=False)
+    assert after["inspection_group"].null_count() == 0 and (after["inspectors"].str.count_matches(r"\(") >= 2).all()
+    keep = ["rank", "fixmedins_code", "selection_reason"]
+    assert after.select(keep).equals(targets.select(keep))  # the same institutions, now with groups
+    v = cli("draws", "--db", db, "--verify")
+    assert v.stdout.count("replay: identical") == 2 and "group 1 formed: " in v.stdout, v.stdout
+    assert f"{after['fixmedins_code'][0]}: unassigned -> group " in v.stdout
+    r = cli("nightly", "--inbox", str(inbox_copy), "--db", db, "--out", str(tmp_path / "o3"), "--as-of", as_of)
+    assert "draw:      2026-10-v2 (reused" in r.stdout

@@ -7,12 +7,14 @@ from pathlib import Path
 
 import polars as pl
 
+from pipelines.targeting.selection import NO_DRAW_ZH
+
 SUMMARY_KEY = "claimwatch-nightly-summary"
 TOP_KEY = "claimwatch-top-institutions"
 DRAW_STATUS_ZH = {
     "new": "本次抽取",
     "reused": "沿用本周期抽取",
-    "amended": "本周期抽取已调整(追加举报对象、回避换组或补抽人员)",
+    "amended": "本周期抽取已调整(追加举报对象、回避换组、补抽人员或组建检查组)",
 }
 
 
@@ -38,11 +40,15 @@ def summary_markdown(s: dict) -> str:
         lines.append(f"| 审核窗口 | {d['window'][0]} 至 {d['window'][1]} |")
         found = f"{d['findings']:,} / {d['flagged_visits']:,} / {d['institutions']:,}"
         lines.append(f"| 疑点 / 疑点人次 / 评分机构 | {found} |")
-    if dr:
+    if dr and dr["draw_id"] is None:
+        lines.append(f"| 抽检 {dr['cycle']} | {NO_DRAW_ZH} |")
+    elif dr:
         status = DRAW_STATUS_ZH.get(dr["status"], dr["status"])
         lines.append(f"| 抽检 {dr['draw_id']} ({status}) | {dr['targets']} 家, {dr['groups']} 个检查组 |")
         refilled = (dr.get("refilled") or {}).items()
         changes = [f"第{g}组补抽 {'、'.join(m)}" if m else f"第{g}组撤销" for g, m in refilled]
+        changes += [f"组建第{g}组 {'、'.join(m)}" for g, m in (dr.get("formed") or {}).items()]
+        changes += [f"{c} 分配第{g}组" for c, g in (dr.get("assigned") or {}).items()]
         changes += [f"{c} 改派第{g}组" for c, g in (dr.get("regrouped") or {}).items() if g is not None]
         if changes:
             lines.append(f"| 检查组调整(回避、人员变动) | {'; '.join(changes)} |")

@@ -73,11 +73,13 @@ def run_notices(
     con: duckdb.DuckDBPyConnection,
     run_id: str,
     as_of: date,
-    draw_id: str,
+    draw_id: str | None,
     out: Path,
     today: date | None = None,
     say: Callable[[str], None] = lambda _: None,
 ) -> dict:
+    if draw_id is None:  # nothing was drawn tonight (an empty window): nobody to write to
+        return {"notices": 0, "pdf": 0, "without_findings": 0, "totals": {}, "issued": {}}
     cfg = load_config()
     targets = con.sql(
         "SELECT rank, fixmedins_code, selection_reason, selection_detail, inspection_group FROM draw_targets "

@@ -14,7 +14,7 @@ import polars as pl
 
 from pipelines.outputs.safe_text import masked_name, write_csv
 from pipelines.outputs.xlsx import Workbook
-from pipelines.targeting.selection import REASON_ZH
+from pipelines.targeting.selection import NO_DRAW_ZH, REASON_ZH
 from pipelines.warehouse.schema import ref_table
 
 LIST_ZH = {
@@ -70,8 +70,8 @@ def sampling_list(con: duckdb.DuckDBPyConnection, draw_id: str) -> pl.DataFrame:
     ).pl()
 
 
-def claim_samples(con: duckdb.DuckDBPyConnection, draw_id: str) -> pl.DataFrame:
-    d_run = con.execute("SELECT run_id FROM draws WHERE draw_id = ?", [draw_id]).fetchall()[0][0]
+def claim_samples(con: duckdb.DuckDBPyConnection, draw_id: str | None) -> pl.DataFrame:
+    d_run = next(iter(con.execute("SELECT run_id FROM draws WHERE draw_id = ?", [draw_id]).fetchall()), [None])[0]
     frame = con.sql(
         """WITH f AS (SELECT fixmedins_code, setl_id,
                              string_agg(DISTINCT source_name, '、' ORDER BY source_name) AS flags
@@ -96,7 +96,8 @@ def _zh(frame: pl.DataFrame, names: dict[str, str]) -> pl.DataFrame:
     return frame.select([pl.col(k).alias(v) for k, v in names.items() if k in frame.columns])
 
 
-def write_sampling_files(con: duckdb.DuckDBPyConnection, draw_id: str, out: Path) -> list[Path]:
+def write_sampling_files(con: duckdb.DuckDBPyConnection, draw_id: str | None, out: Path) -> list[Path]:
+    """The draw's files; with no draw (nothing to draw from tonight) the same files with no institution."""
     lst = sampling_list(con, draw_id)
     samples = claim_samples(con, draw_id)
     write_csv(lst, out / "sampling_list.csv")
@@ -118,6 +119,14 @@ def write_sampling_files(con: duckdb.DuckDBPyConnection, draw_id: str, out: Path
         ),
         out / "claim_samples.csv",
     )
+    path = out / "sampling_list.xlsx"
+    if draw_id is None:
+        with Workbook(path) as book:
+            sheet = book.sheet("抽检名单")
+            sheet.title("医保基金现场检查抽检名单")
+            sheet.lines([("说明", NO_DRAW_ZH)])
+            sheet.table(_zh(lst, LIST_ZH), main=True)
+        return [out / "sampling_list.csv", path, out / "claim_samples.csv"]
     draw = con.sql("SELECT * FROM draws WHERE draw_id = ?", params=[draw_id]).pl().row(0, named=True)
     groups = con.sql(
         "SELECT * FROM draw_groups WHERE draw_id = ? ORDER BY inspection_group, inspector_id", params=[draw_id]
@@ -130,7 +139,6 @@ def write_sampling_files(con: duckdb.DuckDBPyConnection, draw_id: str, out: Path
         [{"机构编码": k, "原因": v} for k, v in json.loads(draw["unassigned"]).items()],
         schema={"机构编码": pl.String, "原因": pl.String},
     )
-    path = out / "sampling_list.xlsx"
     with Workbook(path) as book:
         summary = book.sheet("抽检名单")
         summary.title(f"医保基金现场检查抽检名单 — {draw['cycle']}")

@@ -16,7 +16,7 @@ from pipelines.outputs.safe_text import private_file
 from pipelines.outputs.templates import TEMPLATES
 from pipelines.report import charts
 from pipelines.report.data import RECENT_DAYS, ReportData
-from pipelines.targeting.selection import REASON_ZH
+from pipelines.targeting.selection import NO_DRAW_ZH, REASON_ZH
 
 
 def _money(x: float | None) -> str:
@@ -73,6 +73,8 @@ def context(d: ReportData, summary: dict) -> dict:
         + (f" 有 {len(draw['unassigned'])} 家机构未能分配检查组，需人工安排。" if draw.get("unassigned") else "")
         if n_reasons
         else "本期未抽取机构。"
+        if draw.get("draw_id")
+        else f"{NO_DRAW_ZH}。"
     )
     notices = summary.get("notices") or {}
     outcomes = summary.get("audit_outcomes") or {}

@@ -90,7 +90,8 @@ class DrawResult:
     assignment: Assignment
     moved: list[str] = field(default_factory=list)  # an amendment's earlier targets given another group
     groups: dict[int, list[str]] | None = None  # an amendment's groups: made whole again where a member left,
-    # without those that could not be (their institutions are among `moved`)
+    # without those that could not be (their institutions are among `moved`); formed now if the draw had none
+    assigned: list[str] = field(default_factory=list)  # an amendment's earlier targets without a group given one
 
 
 def _regions(codes: pl.DataFrame, candidates: pl.DataFrame) -> pl.DataFrame:
@@ -125,9 +126,10 @@ def amend_draw(
     base_groups: dict[int, list[str]],
 ) -> DrawResult:
     """Complaint targets not yet on the cycle's list, added after it with groups from the same cycle; groups
-    that lost a member made whole again; and the list's targets whose group now has a member who must avoid
-    them, or could not be made whole, given another of those groups. Nothing added, moved or refilled: the
-    draw stands as it is."""
+    that lost a member made whole again; the list's targets whose group now has a member who must avoid
+    them, or could not be made whole, given another of those groups; and its targets left without a group
+    tried again (a draw made before inspectors.csv listed enough inspectors forms its groups now). Nothing
+    added, moved, assigned or refilled: the draw stands as it is."""
     size = cfg["inspectors"]["group_size"]
     groups, stranded = _refill(
         base_targets, base_groups, inputs, cfg["inspectors"], stream(seed, STREAM_AMEND, version, 1)
@@ -146,31 +148,32 @@ def amend_draw(
     added = added.with_columns(rank=pl.col("rank") + base_targets.height)
     staying = base_targets.drop_nulls("inspection_group").filter(~pl.col("fixmedins_code").is_in(moved))
     load = {g: n for g, n in staying.group_by("inspection_group").len().iter_rows() if g in whole}
+    waiting = base_targets.filter(pl.col("inspection_group").is_null() & ~pl.col("fixmedins_code").is_in(moved))
     again = pl.concat(
         [
             added.select("fixmedins_code"),
             pl.DataFrame({"fixmedins_code": moved}, schema={"fixmedins_code": pl.String}),
+            waiting.select("fixmedins_code"),
         ]
     )
-    if not whole and again.height:
+    rng = stream(seed, STREAM_AMEND, version)
+    if not base_groups:  # drawn without enough inspectors: groups are formed once the list has them
+        assignment = _assign(again, inputs, cfg, rng)
+        used = set(assignment.target_group.values())
+        whole = assignment.groups = {g: m for g, m in assignment.groups.items() if g in used}
+    elif not whole and again.height:
         why = "检查组成员已不在执法人员名单, 且无可替补的执法人员; 请更新inspectors.csv"
         assignment = Assignment(whole, {}, dict.fromkeys(again["fixmedins_code"], why))
     else:
-        assignment = _assign(
-            again,
-            inputs,
-            cfg,
-            stream(seed, STREAM_AMEND, version),
-            fixed_groups=whole,
-            fixed_load=load,
-            spare=int(bool(moved)),
-        )
-    return DrawResult(added, assignment, moved, whole)
+        assignment = _assign(again, inputs, cfg, rng, fixed_groups=whole, fixed_load=load, spare=int(bool(moved)))
+    assigned = sorted(c for c in waiting["fixmedins_code"] if c in assignment.target_group)
+    return DrawResult(added, assignment, moved, whole, assigned)
 
 
 def unchanged(result: DrawResult, base_groups: dict[int, list[str]]) -> bool:
-    """Whether an amendment changes nothing: no complaint target to add, no target to move, no group refilled."""
-    return result.targets.is_empty() and not result.moved and result.groups == base_groups
+    """Whether an amendment changes nothing: no complaint target to add, no target to move or to give a group, no
+    group refilled or formed."""
+    return result.targets.is_empty() and not result.moved and not result.assigned and result.groups == base_groups
 
 
 def _refill(
@@ -216,10 +219,11 @@ def conflicted(targets: pl.DataFrame, groups: dict[int, list[str]], conflicts: p
 
 
 def amended_targets(base_targets: pl.DataFrame, result: DrawResult) -> pl.DataFrame:
-    """An amended draw's whole list: the earlier targets (those moved in their new group) and those added."""
+    """An amended draw's whole list: the earlier targets (those moved or given a group in their new group) and
+    those added."""
     groups = result.assignment.target_group
     base = base_targets.with_columns(
-        inspection_group=pl.when(pl.col("fixmedins_code").is_in(result.moved))
+        inspection_group=pl.when(pl.col("fixmedins_code").is_in([*result.moved, *result.assigned]))
         .then(pl.col("fixmedins_code").replace_strict(groups, default=None, return_dtype=pl.Int32))
         .otherwise(pl.col("inspection_group"))
     )

@@ -13,6 +13,8 @@ import polars as pl
 KINDS = {"1": "hospitals", "2": "pharmacies"}
 REASON_ORDER = {"complaint": 0, "follow_up": 1, "risk": 2, "random": 3}
 REASON_ZH = {"complaint": "举报投诉", "follow_up": "整改跟踪", "risk": "高风险", "random": "随机抽取"}
+# a night with nothing to draw from records no draw (see targeting/step.py: no_draw); what its readers are told
+NO_DRAW_ZH = "本晚未抽取: 审核窗口内没有就诊, 也没有待查的举报; 本周期的抽取在首个有数据的夜间进行"
 
 CANDIDATE_SCHEMA = {
     "fixmedins_code": pl.String,

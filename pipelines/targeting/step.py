@@ -226,6 +226,8 @@ def run_targeting(
     params_sha = sha256_text(json.dumps(params, sort_keys=True, ensure_ascii=False))
     inputs = gather_inputs(con, run_id, as_of, cfg)
     existing = current_draw(con, cycle)
+    if existing is not None and not _has_targets(con, existing.draw_id):
+        existing = None  # a draw of nothing (recorded by an earlier version on an empty warehouse) binds nothing
     versions = con.execute("SELECT coalesce(max(version), 0) FROM draws WHERE cycle = ?", [cycle]).fetchall()[0][0]
     same = existing is not None and (
         existing.params_sha256 == params_sha or _same_params(con, existing.draw_id, params)
@@ -233,6 +235,8 @@ def run_targeting(
     moved: dict[str, int | None] = {}  # targets given another group (回避 declared since the draw) -> new group
     refilled: dict[int, list[str]] = {}  # group -> inspectors drawn into it for members who left the list
     # ([] for a group that could not be made whole, its institutions given other groups)
+    formed: dict[int, list[str]] = {}  # groups formed for a draw made without enough inspectors
+    assigned: dict[str, int] = {}  # targets without a group given one
     if existing and (seed is None or seed == existing.seed) and same:
         # the draw as `draws --verify` reads it back, so the amendment is made from what its replay will see
         base_targets, groups = recorded_draw(con, existing.draw_id)
@@ -243,15 +247,17 @@ def run_targeting(
             status = "amended"
             rec = DrawRecord(f"{cycle}-v{versions + 1}", cycle, versions + 1, existing.seed, params_sha, run_id)
             _copy_draw(con, existing.draw_id, rec.draw_id)
-            if result.groups != groups:  # a member left the inspectors' list: the groups as made whole again
+            if result.groups != groups:  # a member left the inspectors' list, or groups were formed
                 con.execute("DELETE FROM draw_groups WHERE draw_id = ?", [rec.draw_id])
-                result.assignment.groups = result.groups or {}
-                refilled = {g: sorted(set(m) - set(groups[g])) for g, m in result.assignment.groups.items()}
-                refilled = {g: m for g, m in refilled.items() if m} | {g: [] for g in groups if g not in result.groups}
+                now = result.assignment.groups = result.groups or {}
+                refilled = {g: sorted(set(m) - set(groups[g])) for g, m in now.items() if g in groups}
+                refilled = {g: m for g, m in refilled.items() if m} | {g: [] for g in groups if g not in now}
+                formed = {g: m for g, m in now.items() if g not in groups}
             else:
                 result.assignment.groups = {}  # carried over with the copy
             moved = {code: result.assignment.target_group.get(code) for code in result.moved}
-            for code, group in moved.items():  # no group when none is free of 回避 (the reason in `unassigned`)
+            assigned = {code: result.assignment.target_group[code] for code in result.assigned}
+            for code, group in (moved | assigned).items():  # no group when none is free of 回避 (see `unassigned`)
                 con.execute(
                     "UPDATE draw_targets SET inspection_group = ? WHERE draw_id = ? AND fixmedins_code = ?",
                     [group, rec.draw_id, code],
@@ -263,9 +269,43 @@ def run_targeting(
         chosen = seed if seed is not None else secrets.randbelow(2**31)
         rec = DrawRecord(f"{cycle}-v{versions + 1}", cycle, versions + 1, chosen, params_sha, run_id)
         result = make_draw(inputs, cfg, rec.seed)
+        if result.targets.is_empty() and existing is None:
+            return no_draw(cycle)
         _store(con, rec, result, as_of, cfg, inputs, based_on=existing.draw_id if existing else None)
         _sample_claims(con, rec, result.targets["fixmedins_code"].to_list(), as_of, cfg)
-    return {**draw_summary(con, rec.draw_id, status), "regrouped": moved, "refilled": refilled}
+    return {
+        **draw_summary(con, rec.draw_id, status),
+        "regrouped": moved,
+        "refilled": refilled,
+        "formed": formed,
+        "assigned": assigned,
+    }
+
+
+def _has_targets(con: duckdb.DuckDBPyConnection, draw_id: str) -> bool:
+    return bool(con.execute("SELECT count(*) FROM draw_targets WHERE draw_id = ?", [draw_id]).fetchall()[0][0])
+
+
+def no_draw(cycle: str) -> dict:
+    """The summary of a night with nothing to draw from (no institution with visits in the window, no open
+    complaint, no follow-up): nothing is recorded, so the cycle's draw is made on the first night that has some."""
+    return {
+        "cycle": cycle,
+        "draw_id": None,
+        "status": "none",
+        "drawn_at": None,
+        "seed": None,
+        "targets": 0,
+        "by_reason": {},
+        "groups": 0,
+        "unassigned": {},
+        "claims_sampled": 0,
+        "claims_spare": 0,
+        "regrouped": {},
+        "refilled": {},
+        "formed": {},
+        "assigned": {},
+    }
 
 
 def draw_summary(con: duckdb.DuckDBPyConnection, draw_id: str, status: str) -> dict:

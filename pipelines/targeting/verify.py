@@ -51,11 +51,16 @@ def amendment(con: duckdb.DuckDBPyConnection, draw_id: str) -> str | None:
         out, into = sorted(set(g0.get(g, [])) - set(g1.get(g, []))), sorted(set(g1.get(g, [])) - set(g0.get(g, [])))
         if g not in g1:
             changes.append(f"group {g} dissolved")
+        elif g not in g0:
+            changes.append(f"group {g} formed: {','.join(into)}")
         elif out or into:
             changes.append(f"group {g}: {','.join(out) or '-'} -> {','.join(into) or '-'}")
     for code, g in t1.select("fixmedins_code", "inspection_group").iter_rows():
         if code in before and before[code] != g:
-            changes.append(f"{code}: group {before[code]} -> {g if g is not None else 'unassigned'}")
+            if before[code] is None:
+                changes.append(f"{code}: unassigned -> group {g}")
+            else:
+                changes.append(f"{code}: group {before[code]} -> {g if g is not None else 'unassigned'}")
     return f"amends {based_on}: " + ("; ".join(changes) or "no change")
 
 
