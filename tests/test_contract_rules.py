@@ -305,3 +305,56 @@ def test_rows_of_an_institution_missing_from_the_list_are_refused_with_its_code(
         ("setl", "S1", "unknown_institution", "H13030299999"),
     ]
     assert s["rows"]["setl"]["loaded"] == 0 and s["rows"]["fee"]["loaded"] == 0
+
+
+def test_codes_that_lost_their_leading_zero_load_as_their_codes(tmp_path):
+    """A fee file typed by a spreadsheet or a parquet writer sends 医疗收费项目类别 `9` and 收费项目等级 `1`: the
+    same codes as `09` and `01`, loaded as those (the detectors read drug lines by `09`); `99` is still refused."""
+    setl, fee = _clean()
+    fee[0].update(med_chrgitm_type="9", chrgitm_lv="1")
+    fee[1].update(med_chrgitm_type="99")
+    s = run(_inbox(tmp_path, setl, fee), tmp_path / "w.duckdb")
+    q = quarantine(tmp_path / "out")
+    assert q.select("record_id", "rule").rows() == [("F1", "bad_code:med_chrgitm_type")]
+    assert s["rows"]["fee"]["loaded"] == 2
+    con = duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True)
+    stored = con.execute("SELECT feedetl_sn, med_chrgitm_type, chrgitm_lv FROM fee ORDER BY 1").fetchall()
+    con.close()
+    assert stored == [("F0", "09", "01"), ("F2", "09", "01")]
+
+
+def _typed(rows: list[dict], numbers: dict[str, type]) -> pl.DataFrame:
+    return pl.DataFrame(rows).with_columns(pl.col(c).cast(t) for c, t in numbers.items())
+
+
+@pytest.mark.parametrize(
+    ("ext", "numbers", "refused"),
+    [
+        ("xlsx", {"psn_no": pl.Int64, "age": pl.Int64}, True),  # an 18-digit number in a workbook: digits lost
+        ("xlsx", {"age": pl.Int64, "gend": pl.Int64}, False),  # short numbers are exact
+        ("parquet", {"psn_no": pl.Float64}, True),
+        ("parquet", {"psn_no": pl.Int64, "age": pl.Int32}, False),  # integers are exact
+    ],
+)
+def test_ids_stored_as_numbers_past_15_digits_refuse_the_file(ext, numbers, refused, tmp_path):
+    """人员编号 has 18 digits; stored as a number (a column left as 常规 in Excel, a float column) it keeps 15 or
+    16, so persons merge and split. Such a file is refused whole with the reason; the same file with the ids
+    as text, or typed as exact integers, loads."""
+    setl, fee = _clean()
+    inbox = _inbox(tmp_path, setl, fee)
+    (inbox / "uploads" / f"H13030200001_{DAY}_setl.csv").unlink()
+    path = inbox / "uploads" / f"H13030200001_{DAY}_setl.{ext}"
+    frame = _typed(setl, numbers)
+    frame.write_excel(path) if ext == "xlsx" else frame.write_parquet(path)
+    s = run(inbox, tmp_path / "w.duckdb")
+    rejected = {r["file"]: r["reason"] for r in s["files"]["rejected"]}
+    if not refused:
+        assert rejected == {} and s["rows"]["setl"]["loaded"] == 3
+        return
+    assert list(rejected) == [path.name] and rejected[path.name].startswith("number_lost_digits: psn_no(人员编号)")
+    assert "3 of them have more than 15 digits" in rejected[path.name]
+    book = openpyxl.load_workbook(tmp_path / "out" / "quarantine" / "H13030200001.xlsx")
+    assert "结算" not in book.sheetnames  # the file's refusal is not a row of it
+    sheet = book["整文件拒收"]
+    header, row = (list(r) for r in sheet.iter_rows(min_row=1, max_row=2, values_only=True))
+    assert dict(zip(header, row, strict=True))["原因"].startswith("编号列以数值格式保存")

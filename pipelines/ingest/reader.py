@@ -86,6 +86,39 @@ def _read_parquet(path: Path) -> pl.DataFrame:
     return frame
 
 
+EXCEL_DIGITS = 15  # Excel keeps a number to 15 significant digits; a double holds whole numbers exactly to 2^53
+
+
+def _typed_xlsx(path: Path) -> pl.DataFrame | None:
+    """The first sheet with its cells' own types (numbers as floats), to see which columns hold numbers."""
+    try:
+        return pl.read_excel(path, sheet_id=1, engine="calamine", infer_schema_length=None)
+    except Exception:  # a sheet calamine cannot type column by column: the text read stands on its own
+        return None
+
+
+def _check_digits_kept(typed: pl.DataFrame, table: Table, doubles: bool) -> None:
+    """FileRejected when a text column (an id, a code) holds numbers past 15 digits: stored as a number, a
+    人员编号 or 药品追溯码 has lost its last digits (Excel keeps 15; a float column no more than ~16), so the
+    file's persons and codes cannot be trusted. `doubles`: every number of the file is a float, as in a
+    workbook, even where the reader typed a column of whole numbers as integers; else (parquet) integers are
+    exact."""
+    rename, _ = _mapping(typed.columns, table)
+    for raw, code in rename.items():
+        dtype = typed.schema[raw]
+        if table.column(code).type != "text" or not (dtype.is_float() or (doubles and dtype.is_integer())):
+            continue
+        rows = typed.select(pl.arg_where(pl.col(raw).abs() >= 10**EXCEL_DIGITS)).to_series()
+        if rows.len():
+            first = typed[raw][rows[0]]
+            raise FileRejected(
+                "number_lost_digits",
+                f"{code}({table.column(code).label}) is stored as numbers, and {rows.len()} of them have more than "
+                f"{EXCEL_DIGITS} digits, which a number cannot keep (row {rows[0] + 2}: {first:.0f}): store the "
+                "column as text and resend",
+            )
+
+
 def _as_text(frame: pl.DataFrame) -> pl.DataFrame:
     """Typed cells (xlsx dates, parquet numbers) to the SPEC's text forms."""
     exprs = []
@@ -162,8 +195,11 @@ def read_upload(path: Path, table: Table, ext: str, fi: int = 0) -> RawFile:
         frame, _ = _read_csv(path)
     elif ext == "xlsx":
         frame = _read_xlsx(path)
+        if (typed := _typed_xlsx(path)) is not None:
+            _check_digits_kept(typed, table, doubles=True)
     else:
         frame = _read_parquet(path)
+        _check_digits_kept(frame, table, doubles=False)
     return canonical(_as_text(frame), table, *_numbered(frame, fi))
 
 

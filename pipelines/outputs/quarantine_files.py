@@ -32,7 +32,8 @@ def _zh(rules: str) -> str:
 
 def write_send_back(con: duckdb.DuckDBPyConnection, run_id: str, out: Path) -> list[Path]:
     q = con.sql(
-        "SELECT * FROM quarantine WHERE run_id = ? AND fixmedins_code IS NOT NULL ORDER BY file, row_number",
+        "SELECT * FROM quarantine WHERE run_id = ? AND fixmedins_code IS NOT NULL AND row_number IS NOT NULL "
+        "ORDER BY file, row_number",
         params=[run_id],
     ).pl()
     files = con.sql(
@@ -67,7 +68,10 @@ def write_send_back(con: duckdb.DuckDBPyConnection, run_id: str, out: Path) -> l
         whole = files.filter(pl.col("fixmedins_code") == code)
         if not whole.is_empty():
             sheets["整文件拒收"] = whole.select(
-                pl.col("file").alias("文件"), pl.col("rule").alias("规则"), pl.col("value").alias("原因")
+                pl.col("file").alias("文件"),
+                pl.col("rule").map_elements(_zh, return_dtype=pl.String).alias("原因"),
+                pl.col("value").alias("说明"),
+                pl.col("rule").alias("规则"),
             )
         if not sheets:
             continue
@@ -80,8 +84,8 @@ def write_send_back(con: duckdb.DuckDBPyConnection, run_id: str, out: Path) -> l
                     worksheet=name,
                     autofit=True,
                     freeze_panes="A2",
-                    column_widths={"原因": 300, "问题值": 160} if "问题值" in frame.columns else {"原因": 300},
-                    column_formats={"原因": {"text_wrap": True, "valign": "top"}},
+                    column_widths={"原因": 300, "问题值": 160, "说明": 400},
+                    column_formats={c: {"text_wrap": True, "valign": "top"} for c in ("原因", "说明") if c in frame},
                     header_format={"bold": True, "bg_color": "#DDEBF7"},
                 )
                 sheet = wb.get_worksheet_by_name(name)
