@@ -358,3 +358,25 @@ def test_ids_stored_as_numbers_past_15_digits_refuse_the_file(ext, numbers, refu
     sheet = book["整文件拒收"]
     header, row = (list(r) for r in sheet.iter_rows(min_row=1, max_row=2, values_only=True))
     assert dict(zip(header, row, strict=True))["原因"].startswith("编号列以数值格式保存")
+
+
+def test_amounts_computed_in_floating_point_read_as_a_spreadsheet_shows_them(tmp_path):
+    """A parquet export with float columns: 单价 10.1 × 数量 3 is 30.299999999999997 in binary, 30.30 to the
+    institution. It loads (as an xlsx cell's text does), where reading every binary digit refused it as a
+    malformed amount; an amount that is really off by a cent is still refused."""
+    setl, fee = _clean()
+    setl = [setl_totalling(30.3, setl_id=f"S{i}", mdtrt_id=f"M{i}") for i in range(3)]
+    inbox = _inbox(tmp_path, setl, fee)
+    (inbox / "uploads" / f"H13030200001_{DAY}_fee.csv").unlink()
+    frame = pl.DataFrame(fee).with_columns(pric=pl.lit(10.1), cnt=pl.lit(3.0))
+    frame = frame.with_columns(det_item_fee_sumamt=pl.col("pric") * pl.col("cnt"))
+    assert frame["det_item_fee_sumamt"][0] != 30.3  # the binary product
+    frame = frame.with_columns(
+        det_item_fee_sumamt=pl.when(pl.col("feedetl_sn") == "F2").then(30.31).otherwise("det_item_fee_sumamt")
+    )
+    frame.write_parquet(inbox / "uploads" / f"H13030200001_{DAY}_fee.parquet")
+    s = run(inbox, tmp_path / "w.duckdb")
+    assert quarantine(tmp_path / "out").select("record_id", "rule", "value").rows() == [
+        ("F2", "amount_mismatch", "pric×cnt=30.3 det_item_fee_sumamt=30.31")
+    ]
+    assert s["rows"]["fee"]["loaded"] == 2

@@ -131,11 +131,14 @@ def _as_text(frame: pl.DataFrame) -> pl.DataFrame:
         elif dtype == pl.Date:
             exprs.append(col.dt.strftime("%Y-%m-%d 00:00:00"))
         elif dtype.is_float():
+            # as a spreadsheet shows it, to 15 significant digits: an amount computed in floating point (10.1 × 3)
+            # is 30.299999999999997 in binary, 30.3 to the institution (and to calamine's text of an xlsx cell);
             # whole numbers stored as floats (1.0) must read back as the code "1"
+            shown = col.round_sig_figs(EXCEL_DIGITS)
             exprs.append(
-                pl.when(col == col.round(0))
-                .then(col.cast(pl.Int64).cast(pl.String))
-                .otherwise(col.cast(pl.String))
+                pl.when(shown == shown.round(0))
+                .then(shown.cast(pl.Int64).cast(pl.String))
+                .otherwise(shown.cast(pl.String))
                 .alias(name)
             )
         else:
