@@ -24,6 +24,7 @@ class Column:
     min: float | None = None
     max: float | None = None
     pattern: str | None = None
+    no_number_form: bool = False  # an id that must not read as a number's display form (1.30302E+17)
     listed_in: str | None = None  # reference lists only: each value must be a key of that list, when it is in force
 
 
@@ -74,6 +75,7 @@ def _load(file: str) -> dict[str, Table]:
                     min=c.get("min"),
                     max=c.get("max"),
                     pattern=c.get("pattern"),
+                    no_number_form=c.get("no_number_form", False),
                     listed_in=c.get("listed_in"),
                 )
             )

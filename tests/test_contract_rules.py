@@ -40,6 +40,7 @@ SETL_CASES = {
     "bad_int:age": {"age": "四十"},
     "out_of_range:age": {"age": "131"},
     "bad_code:gend": {"gend": "3"},
+    "number_lost_digits:psn_no": {"psn_no": "1.30302E+17"},  # a CSV saved from Excel
     "bad_code:med_type": {"med_type": "99"},
     "bad_decimal:medfee_sumamt": {"medfee_sumamt": "24.0O"},
     "bad_datetime:begntime": {"begntime": "2026/10/15 09:00"},
@@ -55,6 +56,7 @@ FEE_CASES = {
     "refund_unmatched": {"cnt": "-2", "det_item_fee_sumamt": "-24.00", "init_feedetl_sn": "F404"},
     "out_of_range:pric": {"pric": "0", "det_item_fee_sumamt": "0.00"},
     "bad_code:med_chrgitm_type": {"med_chrgitm_type": "99"},
+    "number_lost_digits:psn_no": {"psn_no": "1.30302001005035e17"},
     "bad_format:drug_trac_codg": {"drug_trac_codg": "123"},
     "after_file_date": {"fee_ocur_time": "2026-10-16 10:00:00"},
     "setl_missing": {"setl_id": "S404"},

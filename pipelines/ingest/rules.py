@@ -59,6 +59,9 @@ def _raw(code: str) -> pl.Expr:
     return pl.col(f"{code}__raw").fill_null("")
 
 
+NUMBER_FORM = r"^[+-]?\d+(\.\d*)?[Ee][+-]?\d+$"  # how a spreadsheet writes a long number it holds: 1.30302E+17
+
+
 def column_checks(c: Column) -> list[Check]:
     shown = _raw(c.code)
     checks = []
@@ -94,6 +97,16 @@ def column_checks(c: Column) -> list[Check]:
         r = f"bad_format:{c.code}"
         checks.append(
             Check(r, Expect(r, "ExpectColumnValuesToMatchRegex", {"column": c.code, "regex": c.pattern}), shown)
+        )
+    if c.no_number_form:  # polars matches, GX checks the flag (as listed_check does)
+        r, flag = f"number_lost_digits:{c.code}", f"_{c.code}_not_number"
+        checks.append(
+            Check(
+                r,
+                Expect(r, "ExpectColumnValuesToBeInSet", {"column": flag, "value_set": [True]}),
+                shown,
+                {flag: pl.col(c.code).is_null() | ~pl.col(c.code).str.contains(NUMBER_FORM)},
+            )
         )
     return checks
 
