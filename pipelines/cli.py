@@ -130,6 +130,13 @@ def _print_summary(s: dict, out: Path, db: Path) -> None:
             f"({counted(f['waiting_institutions'], 'institution')})"
             + (f", {gone:,} of them from files no longer in uploads/ (to be sent again)" if gone else "")
         )
+    for r in (behind := f.get("behind") or [])[:5]:
+        print(
+            f"  behind on uploads: {r['fixmedins_code']} {r['fixmedins_name'] or ''}, newest file "
+            f"{r['last_file_date']}: {r['days_behind']} days before the district's newest"
+        )
+    if len(behind) > 5:
+        print(f"  … {counted(len(behind) - 5, 'more institution')} behind on uploads in run_summary.json")
     for r in f["rejected"][:5]:
         print(f"  rejected {r['file']}: {r['reason']}")
     if len(f["rejected"]) > 5:

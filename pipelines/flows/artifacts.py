@@ -36,6 +36,9 @@ def summary_markdown(s: dict) -> str:
             f"| {t} 行: 收到 / 入库 / 隔离 / 重复 | "
             f"{c['received']:,} / {c['loaded']:,} / {c['quarantined']:,} / {c['duplicate']:,} |"
         )
+    if f.get("behind"):
+        late = "、".join(f"{r['fixmedins_code']}(滞后{r['days_behind']}天)" for r in f["behind"][:10])
+        lines.append(f"| **上传滞后的机构** | {late}{' 等' if len(f['behind']) > 10 else ''} |")
     if d:
         lines.append(f"| 审核窗口 | {d['window'][0]} 至 {d['window'][1]} |")
         found = f"{d['findings']:,} / {d['flagged_visits']:,} / {d['institutions']:,}"

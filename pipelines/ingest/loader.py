@@ -19,9 +19,11 @@ from itertools import islice
 from pathlib import Path
 
 import duckdb
+import polars as pl
 
 from data_contracts.contract import Table, upload_tables
 from data_contracts.gx_validation import ContractValidator
+from pipelines.ingest.behind import behind_uploads
 from pipelines.ingest.hashing import HashAhead
 from pipelines.ingest.plan import Incoming, plan
 from pipelines.ingest.prepare import Known, prepare
@@ -140,4 +142,6 @@ def ingest(
             if statement.strip():
                 con.execute(statement, [run_id] * statement.count("?"))
     still_waiting(con, inbox / "uploads", result)
+    behind = behind_uploads(con)
+    result.behind = behind.with_columns(pl.col("last_file_date").cast(pl.String)).to_dicts()
     return result

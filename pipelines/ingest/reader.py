@@ -8,6 +8,7 @@ raises `FileRejected` with a rule id and a sentence for the institution.
 from __future__ import annotations
 
 import io
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,6 +92,8 @@ EXCEL_DIGITS = 15  # Excel keeps a number to 15 significant digits; a double hol
 
 def _typed_xlsx(path: Path) -> pl.DataFrame | None:
     """The first sheet with its cells' own types (numbers as floats), to see which columns hold numbers."""
+    # fastexcel logs a warning for each column it cannot type (an empty one), which would reach the terminal
+    logging.getLogger("fastexcel").setLevel(logging.ERROR)
     try:
         return pl.read_excel(path, sheet_id=1, engine="calamine", infer_schema_length=None)
     except Exception:  # a sheet calamine cannot type column by column: the text read stands on its own

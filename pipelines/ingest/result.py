@@ -30,6 +30,7 @@ class IngestResult:
     waiting_still: int = 0  # fee lines still waiting for theirs after tonight
     waiting_institutions: int = 0  # whose lines those are
     waiting_file_gone: int = 0  # of those, lines whose file has left uploads/ (they must be sent again)
+    behind: list[dict] = field(default_factory=list)  # institutions behind on their uploads (behind.py)
     rows: dict[str, RowCounts] = field(default_factory=lambda: {t: RowCounts() for t in TABLE_ORDER})
 
     def files_summary(self) -> dict:
@@ -43,4 +44,5 @@ class IngestResult:
             "waiting_lines_still": self.waiting_still,
             "waiting_institutions": self.waiting_institutions,
             "waiting_lines_file_gone": self.waiting_file_gone,
+            "behind": self.behind,
         }

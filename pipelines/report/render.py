@@ -12,6 +12,7 @@ import polars as pl
 
 from pipelines import __version__
 from pipelines.cases.lifecycle import load as load_case_config
+from pipelines.ingest.behind import load_config as load_intake_config
 from pipelines.outputs.safe_text import private_file
 from pipelines.outputs.templates import TEMPLATES
 from pipelines.report import charts
@@ -99,6 +100,7 @@ def context(d: ReportData, summary: dict) -> dict:
             {"label": "推算多支付下限(元)", "value": _money(outcomes["estimated_overpayment_lower"]), "alert": True}
         )
     est = d.estimates
+    behind_cfg = load_intake_config()
     return {
         "as_of": d.as_of.isoformat(),
         "window": " 至 ".join(det.get("window", [])),
@@ -118,6 +120,8 @@ def context(d: ReportData, summary: dict) -> dict:
             "waiting_file_gone": files.get("waiting_lines_file_gone", 0),
             "send_back": (summary.get("contract") or {}).get("send_back_files", 0),
         },
+        "behind": files.get("behind", []),
+        "behind_rule": f"医疗机构 {behind_cfg['hospital_days']} 天、药店 {behind_cfg['pharmacy_days']} 天",
         "rows": {
             t: f"收到 {c['received']:,} 行，入库 {c['loaded']:,}，隔离 {c['quarantined']:,}，重复 {c['duplicate']:,}"
             for t, c in rows.items()

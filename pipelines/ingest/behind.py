@@ -1,0 +1,50 @@
+"""Designated institutions behind on their uploads: their newest loaded file is more days older than the
+district's newest than `intake.toml` allows. A night's figures only count what arrived; an institution that
+stopped uploading would otherwise be noticed by nobody, its visits simply missing from detection."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from pipelines.warehouse.schema import has_table
+
+CONFIG_PATH = Path(__file__).with_name("intake.toml")
+BEHIND_SCHEMA = {
+    "fixmedins_code": pl.String,
+    "fixmedins_name": pl.String,
+    "last_file_date": pl.Date,
+    "days_behind": pl.Int64,
+}
+
+
+def load_config(path: Path = CONFIG_PATH) -> dict:
+    cfg = tomllib.loads(path.read_text(encoding="utf-8"))["behind"]
+    for key in ("hospital_days", "pharmacy_days"):
+        if not isinstance(cfg.get(key), int) or cfg[key] < 1:
+            raise ValueError(f"{path.name}: behind.{key} must be a whole number of days, at least 1")
+    return cfg
+
+
+def behind_uploads(con: duckdb.DuckDBPyConnection, cfg: dict | None = None) -> pl.DataFrame:
+    """fixmedins_code, fixmedins_name, last_file_date, days_behind of the listed institutions that have uploaded
+    before and are behind, most days first. Institutions that never uploaded are not listed (a list of the
+    district's designated institutions may hold some that no longer settle visits); without institutions.csv,
+    none."""
+    cfg = cfg or load_config()
+    if not has_table(con, "ref_institutions"):
+        return pl.DataFrame(schema=BEHIND_SCHEMA)
+    return con.sql(
+        """WITH last AS (SELECT fixmedins_code, max(file_date) AS last_file_date FROM manifest
+                         WHERE status IN ('loaded', 'superseded') GROUP BY ALL),
+                newest AS (SELECT max(last_file_date) AS d FROM last)
+           SELECT i.fixmedins_code, i.fixmedins_name, l.last_file_date,
+                  date_diff('day', l.last_file_date, newest.d) AS days_behind
+           FROM ref_institutions i JOIN last l USING (fixmedins_code), newest
+           WHERE date_diff('day', l.last_file_date, newest.d) > CASE i.fixmedins_type WHEN '2' THEN ? ELSE ? END
+           ORDER BY days_behind DESC, i.fixmedins_code""",
+        params=[cfg["pharmacy_days"], cfg["hospital_days"]],
+    ).pl()
