@@ -109,6 +109,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _print_summary(s: dict, out: Path, db: Path) -> None:
+    from pipelines.ingest.behind import data_gap  # loaded by the night already; kept off `--help`'s path
+
     f, rows = s["files"], s["rows"]
     print(f"claimwatch nightly {s['run_id']}: as of {s['as_of']}, {sum(s['timings_s'].values()):.1f}s")
     print(
@@ -137,6 +139,11 @@ def _print_summary(s: dict, out: Path, db: Path) -> None:
         )
     if len(behind) > 5:
         print(f"  … {counted(len(behind) - 5, 'more institution')} behind on uploads in run_summary.json")
+    if gap := data_gap(f.get("newest_upload"), s.get("as_of")):
+        print(
+            f"  NOTE the newest upload is dated {f['newest_upload']}, {gap} days before the run's date {s['as_of']}: "
+            f"the window's last {gap} days hold no visits"
+        )
     for r in f["rejected"][:5]:
         print(f"  rejected {r['file']}: {r['reason']}")
     if len(f["rejected"]) > 5:

@@ -107,10 +107,9 @@ def step_ingest(ctx: RunContext) -> None:
             ctx.reference.merge(later)
         else:
             ctx.reference = later
-        latest = con.execute("SELECT max(file_date) FROM manifest WHERE status = 'loaded'").fetchall()[0][0]
         if ctx.params.as_of is not None:
             _check_as_of(con, ctx.params.as_of)
-    ctx.as_of = ctx.params.as_of or latest or date.today()
+    ctx.as_of = ctx.params.as_of or ctx.ingest.newest_upload or date.today()
 
 
 def _check_as_of(con: duckdb.DuckDBPyConnection, as_of: date) -> None:

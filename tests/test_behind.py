@@ -79,3 +79,31 @@ def test_an_institution_that_stopped_uploading_is_named_in_the_summary_and_the_r
     _print_summary(s, tmp_path / "out", tmp_path / "w.duckdb")
     line = f"  behind on uploads: {hospital} {row['fixmedins_name']}, newest file {row['last_file_date']}: "
     assert line + f"{row['days_behind']} days before the district's newest\n" in capsys.readouterr().out
+
+
+def test_a_gap_between_the_newest_upload_and_the_run_date_is_told_when_longer_than_a_hospital_may_lag():
+    from pipelines.ingest.behind import data_gap
+
+    cfg = {"hospital_days": 3, "pharmacy_days": 10}
+    assert data_gap("2026-10-31", "2026-12-05", cfg) == 35
+    assert data_gap("2026-10-31", "2026-11-03", cfg) is None  # 3 days: a hospital may be that late
+    assert data_gap(None, "2026-12-05", cfg) is None and data_gap("2026-10-31", None, cfg) is None
+
+
+@pytest.mark.slow
+def test_the_report_says_when_the_windows_last_days_hold_no_data(small_night, tmp_path):
+    from datetime import timedelta
+
+    from pipelines.report.data import load_report_data
+    from pipelines.report.render import render_report
+
+    db, summary, out = small_night
+    newest = summary["files"]["newest_upload"]
+    assert newest == summary["as_of"]  # the run's date defaults to the newest upload
+    assert "数据不全" not in (out / "report.html").read_text(encoding="utf-8")
+    later = (date.fromisoformat(newest) + timedelta(days=12)).isoformat()
+    con = duckdb.connect(str(db), read_only=True)
+    data = load_report_data(con, summary["run_id"], date.fromisoformat(summary["as_of"]), summary["draw"]["draw_id"])
+    con.close()
+    html = render_report(data, {**summary, "as_of": later}, tmp_path).read_text(encoding="utf-8")
+    assert f"全区最新的上传文件日期为 {newest}，比数据截至日早 12 天，审核窗口最后 12 天尚无任何机构的数据" in html

@@ -101,5 +101,9 @@ def test_the_prefect_summary_says_how_an_amended_draw_changed_its_groups():
     assert "| 检查组调整(回避、人员变动) | 第3组补抽 JC007; 第4组撤销; H13030200001 改派第1组 |" in md
     summary["draw"] |= {"refilled": {}, "regrouped": {}, "formed": {1: ["JC001", "JC004"]}, "assigned": {"P001": 1}}
     assert "| 检查组调整(回避、人员变动) | 组建第1组 JC001、JC004; P001 分配第1组 |" in summary_markdown(summary)
+    summary["files"] |= {"newest_upload": "2026-10-31", "behind": [{"fixmedins_code": "H1", "days_behind": 12}]}
+    md = summary_markdown(summary)
+    assert "| **数据不全** | 全区最新上传 2026-10-31, 比数据截至日早 35 天 |" in md
+    assert "| **上传滞后的机构** | H1(滞后12天) |" in md
     summary["draw"] = {"cycle": "2026-12", "draw_id": None, "status": "none"}
     assert "| 抽检 2026-12 | 本晚未抽取: 审核窗口内没有就诊, 也没有待查的举报; " in summary_markdown(summary)

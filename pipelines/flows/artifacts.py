@@ -7,6 +7,7 @@ from pathlib import Path
 
 import polars as pl
 
+from pipelines.ingest.behind import data_gap
 from pipelines.targeting.selection import NO_DRAW_ZH
 
 SUMMARY_KEY = "claimwatch-nightly-summary"
@@ -36,6 +37,8 @@ def summary_markdown(s: dict) -> str:
             f"| {t} 行: 收到 / 入库 / 隔离 / 重复 | "
             f"{c['received']:,} / {c['loaded']:,} / {c['quarantined']:,} / {c['duplicate']:,} |"
         )
+    if gap := data_gap(f.get("newest_upload"), s.get("as_of")):
+        lines.append(f"| **数据不全** | 全区最新上传 {f['newest_upload']}, 比数据截至日早 {gap} 天 |")
     if f.get("behind"):
         late = "、".join(f"{r['fixmedins_code']}(滞后{r['days_behind']}天)" for r in f["behind"][:10])
         lines.append(f"| **上传滞后的机构** | {late}{' 等' if len(f['behind']) > 10 else ''} |")

@@ -5,6 +5,7 @@ stopped uploading would otherwise be noticed by nobody, its visits simply missin
 from __future__ import annotations
 
 import tomllib
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -48,3 +49,13 @@ def behind_uploads(con: duckdb.DuckDBPyConnection, cfg: dict | None = None) -> p
            ORDER BY days_behind DESC, i.fixmedins_code""",
         params=[cfg["pharmacy_days"], cfg["hospital_days"]],
     ).pl()
+
+
+def data_gap(newest_upload: str | None, as_of: str | None, cfg: dict | None = None) -> int | None:
+    """Days between the district's newest upload and the run's as-of date (ISO dates, as in the run summary),
+    when more than a hospital may be behind: the window's last days then hold no data from anyone (an --as-of
+    past the uploads, or the transfer from the institutions stopped); else None."""
+    if not newest_upload or not as_of:
+        return None
+    days = (date.fromisoformat(as_of) - date.fromisoformat(newest_upload)).days
+    return days if days > (cfg or load_config())["hospital_days"] else None

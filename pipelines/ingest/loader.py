@@ -142,6 +142,7 @@ def ingest(
             if statement.strip():
                 con.execute(statement, [run_id] * statement.count("?"))
     still_waiting(con, inbox / "uploads", result)
+    result.newest_upload = con.execute("SELECT max(file_date) FROM manifest WHERE status = 'loaded'").fetchall()[0][0]
     behind = behind_uploads(con)
     result.behind = behind.with_columns(pl.col("last_file_date").cast(pl.String)).to_dicts()
     return result

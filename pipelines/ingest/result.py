@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 
 TABLE_ORDER = ("setl", "fee")  # loaded in this order: a fee line needs its settlement
 
@@ -31,6 +32,7 @@ class IngestResult:
     waiting_institutions: int = 0  # whose lines those are
     waiting_file_gone: int = 0  # of those, lines whose file has left uploads/ (they must be sent again)
     behind: list[dict] = field(default_factory=list)  # institutions behind on their uploads (behind.py)
+    newest_upload: date | None = None  # the newest file date loaded from anyone, tonight or before
     rows: dict[str, RowCounts] = field(default_factory=lambda: {t: RowCounts() for t in TABLE_ORDER})
 
     def files_summary(self) -> dict:
@@ -45,4 +47,5 @@ class IngestResult:
             "waiting_institutions": self.waiting_institutions,
             "waiting_lines_file_gone": self.waiting_file_gone,
             "behind": self.behind,
+            "newest_upload": self.newest_upload.isoformat() if self.newest_upload else None,
         }

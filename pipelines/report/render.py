@@ -12,6 +12,7 @@ import polars as pl
 
 from pipelines import __version__
 from pipelines.cases.lifecycle import load as load_case_config
+from pipelines.ingest.behind import data_gap
 from pipelines.ingest.behind import load_config as load_intake_config
 from pipelines.outputs.safe_text import private_file
 from pipelines.outputs.templates import TEMPLATES
@@ -121,6 +122,8 @@ def context(d: ReportData, summary: dict) -> dict:
             "send_back": (summary.get("contract") or {}).get("send_back_files", 0),
         },
         "behind": files.get("behind", []),
+        "newest_upload": files.get("newest_upload"),
+        "data_gap": data_gap(files.get("newest_upload"), summary.get("as_of"), behind_cfg),
         "behind_rule": f"医疗机构 {behind_cfg['hospital_days']} 天、药店 {behind_cfg['pharmacy_days']} 天",
         "rows": {
             t: f"收到 {c['received']:,} 行，入库 {c['loaded']:,}，隔离 {c['quarantined']:,}，重复 {c['duplicate']:,}"
