@@ -322,3 +322,24 @@ def test_a_target_no_group_could_take_is_given_one_once_its_avoidance_is_withdra
     after = amended_targets(held, freed)
     assert after.filter(pl.col("fixmedins_code") != code).equals(held.filter(pl.col("fixmedins_code") != code))
     assert after.filter(pl.col("fixmedins_code") == code)["inspection_group"][0] in blocked.groups
+
+
+def test_when_every_group_dissolves_groups_are_drawn_afresh_and_the_next_night_keeps_them():
+    """Each group loses a member and nobody is free to replace them: the remaining inspectors are drawn into new
+    groups, numbered after the old ones, for every target (never one they must avoid); the same inputs the next
+    night change nothing (before, the next night formed the groups the night of the dissolution had not)."""
+    cfg = load()
+    first = make_draw(inputs(), cfg, 9)
+    base = _recorded(first)
+    groups = first.assignment.groups
+    left = inspectors().filter(pl.col("inspector_id").is_in([m[0] for m in groups.values()]))
+    code = base["fixmedins_code"][0]
+    barred = pl.DataFrame({"fixmedins_code": [code], "inspector_id": [left["inspector_id"][0]]})
+    now = inputs(inspectors=left, conflicts=barred)
+    amended = amend_draw(now, cfg, 9, 2, base, groups)
+    assert sorted(amended.moved) == sorted(base["fixmedins_code"]) and not amended.assignment.unassigned
+    assert min(amended.groups) > max(groups) and all(len(m) == 2 for m in amended.groups.values())
+    assert left["inspector_id"][0] not in amended.groups[amended.assignment.target_group[code]]
+    whole = amended_targets(base, amended)
+    assert set(whole["inspection_group"]) <= set(amended.groups)
+    assert unchanged(amend_draw(now, cfg, 9, 3, whole, amended.groups), amended.groups)

@@ -71,7 +71,8 @@ def sampling_list(con: duckdb.DuckDBPyConnection, draw_id: str) -> pl.DataFrame:
 
 
 def claim_samples(con: duckdb.DuckDBPyConnection, draw_id: str | None) -> pl.DataFrame:
-    d_run = next(iter(con.execute("SELECT run_id FROM draws WHERE draw_id = ?", [draw_id]).fetchall()), [None])[0]
+    drawn = con.execute("SELECT run_id FROM draws WHERE draw_id = ?", [draw_id]).fetchall()
+    d_run = drawn[0][0] if drawn else None  # no draw tonight: no samples
     frame = con.sql(
         """WITH f AS (SELECT fixmedins_code, setl_id,
                              string_agg(DISTINCT source_name, '、' ORDER BY source_name) AS flags

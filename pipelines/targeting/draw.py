@@ -128,8 +128,9 @@ def amend_draw(
     """Complaint targets not yet on the cycle's list, added after it with groups from the same cycle; groups
     that lost a member made whole again; the list's targets whose group now has a member who must avoid
     them, or could not be made whole, given another of those groups; and its targets left without a group
-    tried again (a draw made before inspectors.csv listed enough inspectors forms its groups now). Nothing
-    added, moved, assigned or refilled: the draw stands as it is."""
+    tried again. With no whole group left (a draw made before inspectors.csv listed enough inspectors, or
+    every group dissolved) groups are drawn afresh for them. Nothing added, moved, assigned or refilled: the
+    draw stands as it is."""
     size = cfg["inspectors"]["group_size"]
     groups, stranded = _refill(
         base_targets, base_groups, inputs, cfg["inspectors"], stream(seed, STREAM_AMEND, version, 1)
@@ -157,13 +158,12 @@ def amend_draw(
         ]
     )
     rng = stream(seed, STREAM_AMEND, version)
-    if not base_groups:  # drawn without enough inspectors: groups are formed once the list has them
+    if not whole:  # no whole group: drawn without enough inspectors, or every group dissolved; groups are drawn
+        # afresh from the inspectors' list, numbered after the draw's earlier ones (a number never names two groups)
         assignment = _assign(again, inputs, cfg, rng)
-        used = set(assignment.target_group.values())
-        whole = assignment.groups = {g: m for g, m in assignment.groups.items() if g in used}
-    elif not whole and again.height:
-        why = "检查组成员已不在执法人员名单, 且无可替补的执法人员; 请更新inspectors.csv"
-        assignment = Assignment(whole, {}, dict.fromkeys(again["fixmedins_code"], why))
+        used, offset = set(assignment.target_group.values()), max(base_groups, default=0)
+        whole = assignment.groups = {g + offset: m for g, m in assignment.groups.items() if g in used}
+        assignment.target_group = {c: g + offset for c, g in assignment.target_group.items()}
     else:
         assignment = _assign(again, inputs, cfg, rng, fixed_groups=whole, fixed_load=load, spare=int(bool(moved)))
     assigned = sorted(c for c in waiting["fixmedins_code"] if c in assignment.target_group)
