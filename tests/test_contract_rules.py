@@ -382,3 +382,16 @@ def test_amounts_computed_in_floating_point_read_as_a_spreadsheet_shows_them(tmp
         ("F2", "amount_mismatch", "pric×cnt=30.3 det_item_fee_sumamt=30.31")
     ]
     assert s["rows"]["fee"]["loaded"] == 2
+
+
+def test_every_rule_declares_its_severity_and_a_whole_chinese_reason():
+    """A comma in an unquoted reason ends it in YAML's flow style, the rest becoming a stray key: the send-back
+    workbook then told institutions half a sentence ("文件无法读取(编码应为UTF-8或GB18030")."""
+    import yaml
+
+    from data_contracts.contract import CONTRACT_DIR
+
+    rules = yaml.safe_load((CONTRACT_DIR / "upload_tables.yaml").read_text(encoding="utf-8"))["rules"]
+    for name, spec in rules.items():
+        assert set(spec) == {"severity", "zh"}, (name, spec)
+        assert spec["zh"].count("(") == spec["zh"].count(")"), (name, spec["zh"])
