@@ -307,7 +307,8 @@ def test_a_night_with_nothing_to_draw_records_no_draw_and_a_draw_made_without_in
     assert "draw:      none for 2026-10: no institution has visits in the window" in r.stdout
     assert pl.read_csv(tmp_path / "o0" / "sampling_list.csv").height == 0
     assert load_workbook(tmp_path / "o0" / "sampling_list.xlsx").sheetnames == ["抽检名单"]
-    assert "本晚未抽取" in (tmp_path / "o0" / "report.html").read_text(encoding="utf-8")
+    report = (tmp_path / "o0" / "report.html").read_text(encoding="utf-8")
+    assert "本晚未抽取" in report and "没有可评分的机构" in report and "<th>规则/模型</th>" not in report
     assert cli("draws", "--db", db).stderr.strip() == f"claimwatch: error: no draws recorded in {db}"
 
     listed = inbox_copy / "reference" / "inspectors.csv"
