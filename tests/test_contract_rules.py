@@ -395,3 +395,25 @@ def test_every_rule_declares_its_severity_and_a_whole_chinese_reason():
     for name, spec in rules.items():
         assert set(spec) == {"severity", "zh"}, (name, spec)
         assert spec["zh"].count("(") == spec["zh"].count(")"), (name, spec["zh"])
+
+
+def test_a_file_dated_after_today_is_refused_and_does_not_move_the_night(tmp_path):
+    """A mistyped year in a file name (2027 for 2026): loaded, it made the newest upload, so the night ran as of
+    that day with an empty window (0 visits, nothing detected, no draw). It is refused, judged again each night,
+    and the same rows load once the name is right."""
+    from datetime import date, timedelta
+
+    setl, fee = _clean()
+    inbox = _inbox(tmp_path, setl, fee)
+    ahead = (date.today() + timedelta(days=400)).strftime("%Y%m%d")
+    later = [setl_totalling(24, setl_id="S9", mdtrt_id="M9")]
+    wrong = inbox / "uploads" / f"H13030200001_{ahead}_setl.csv"
+    pl.DataFrame(later).write_csv(wrong)
+    s = run(inbox, tmp_path / "w.duckdb")
+    assert s["as_of"] == "2026-10-15" and s["rows"]["setl"]["loaded"] == 3
+    (refused,) = s["files"]["rejected"]
+    assert refused["file"] == wrong.name and refused["reason"].startswith("future_file_date: the date in the name")
+    assert run(inbox, tmp_path / "w.duckdb")["files"]["rejected"] == [refused]  # judged again, not remembered
+    wrong.rename(inbox / "uploads" / "H13030200001_20261016_setl.csv")
+    s = run(inbox, tmp_path / "w.duckdb")
+    assert s["files"]["rejected"] == [] and s["rows"]["setl"]["loaded"] == 1
