@@ -75,7 +75,7 @@ def plan(
     """Sort the folder into rounds of new files (a stem appears once per round); reject bad names. `hashes`:
     the uploads' hashes, if started ahead."""
     hashes = hashes or HashAhead()
-    latest_day = date.today() + timedelta(days=1)  # a day's grace for an institution whose clock runs ahead
+    today = date.today()
     latest = {
         stem: Seen(*seen)
         for stem, *seen in con.execute(
@@ -103,10 +103,10 @@ def plan(
         except BadFileName as e:
             reject_file(con, run_id, result, path.name, "bad_file_name", str(e))
             continue
-        if name.day > latest_day:
+        if name.day > today + timedelta(days=1):  # a day's grace for an institution whose clock runs ahead
             # a mistyped year: loaded, the night would run as of that day (the newest upload), its window empty.
             # No stem is recorded, so the file is judged again each night, as a misnamed one is
-            message = f"the date in the name, {name.day}, is after today ({date.today()}): check the year and resend"
+            message = f"the date in the name, {name.day}, is after today ({today}): check the year and resend"
             meta = {"code": name.code, "table": name.table}
             reject_file(con, run_id, result, path.name, "future_file_date", message, meta)
             continue
