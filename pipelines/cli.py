@@ -184,16 +184,15 @@ def _print_summary(s: dict, out: Path, db: Path) -> None:
                 print(f"  REFILLED group {group}: {', '.join(drawn)} drawn for a member no longer on inspectors.csv")
             else:
                 print(f"  DISSOLVED group {group}: a member left inspectors.csv and nobody free could replace them")
-        assigned, regrouped = dr.get("assigned") or {}, dr.get("regrouped") or {}
-        formed = {str(g): m for g, m in (dr.get("formed") or {}).items()}  # (a summary read back from JSON: str keys)
+        assigned, regrouped, formed = dr.get("assigned") or {}, dr.get("regrouped") or {}, dr.get("formed") or {}
         for group, members in formed.items():
-            codes = ", ".join(c for c, g in (regrouped | assigned).items() if str(g) == group)
+            codes = ", ".join(c for c, g in (regrouped | assigned).items() if g == group)
             print(f"  FORMED group {group}: {', '.join(members)}, for {codes} (the draw had no whole group left)")
         for code, group in assigned.items():
-            if str(group) not in formed:
+            if group not in formed:
                 print(f"  ASSIGNED {code}: to group {group}; it had none")
         for code, group in regrouped.items():
-            if group is not None and str(group) not in formed:
+            if group is not None and group not in formed:
                 why = "its group must now avoid it (conflicts.csv) or was dissolved"
                 print(f"  REGROUPED {code}: to group {group}; {why}")
         for code, why in dr["unassigned"].items():

@@ -8,7 +8,7 @@ from datetime import date
 import duckdb
 import pytest
 
-from pipelines.ingest.behind import behind_uploads, load_config
+from pipelines.ingest.behind import behind_uploads, load_config, newest_upload
 from pipelines.warehouse.schema import create_all
 
 
@@ -32,24 +32,26 @@ def _warehouse(last_files: dict[str, str], statuses: dict[str, str] | None = Non
 def test_behind_is_counted_from_the_districts_newest_upload_per_kind_of_institution():
     cfg = {"hospital_days": 3, "pharmacy_days": 10}
     files = {"H1": "2026-10-31", "H2": "2026-10-27", "P1": "2026-10-21", "P2": "2026-10-20"}
-    behind = behind_uploads(_warehouse(files), cfg)
+    con = _warehouse(files)
+    behind = behind_uploads(con, newest_upload(con), cfg)
     # H2 4 days behind (> 3), P2 11 days (> 10); P1 10 days and H3 (never uploaded) are not listed
     assert behind.select("fixmedins_code", "days_behind").rows() == [("P2", 11), ("H2", 4)]
     assert behind["fixmedins_name"].to_list() == ["丁药房", "乙医院"]
     assert behind["last_file_date"].to_list() == [date(2026, 10, 20), date(2026, 10, 27)]
     # every file late alike (the bureau's transfer stopped): nobody is singled out, whatever the run date
     files = {"H1": "2026-10-31", "H2": "2026-10-31", "P1": "2026-10-31", "P2": "2026-10-31"}
-    assert behind_uploads(_warehouse(files), cfg).is_empty()
+    con = _warehouse(files)
+    assert behind_uploads(con, newest_upload(con), cfg).is_empty()
     # a refused file does not bring an institution up to date
     con = _warehouse({"H1": "2026-10-31", "H2": "2026-10-20"})
     con.execute("INSERT INTO manifest (fixmedins_code, file_date, status) VALUES ('H2', DATE '2026-10-31', 'rejected')")
-    assert behind_uploads(con, cfg)["fixmedins_code"].to_list() == ["H2"]
+    assert behind_uploads(con, newest_upload(con), cfg)["fixmedins_code"].to_list() == ["H2"]
 
 
 def test_without_the_institution_list_nobody_is_behind():
     con = duckdb.connect()
     create_all(con)
-    assert behind_uploads(con, load_config()).is_empty()
+    assert behind_uploads(con, newest_upload(con), load_config()).is_empty()
 
 
 def test_a_bad_setting_is_named(tmp_path):

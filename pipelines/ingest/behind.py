@@ -30,24 +30,28 @@ def load_config(path: Path = CONFIG_PATH) -> dict:
     return cfg
 
 
-def behind_uploads(con: duckdb.DuckDBPyConnection, cfg: dict | None = None) -> pl.DataFrame:
+def newest_upload(con: duckdb.DuckDBPyConnection) -> date | None:
+    """The newest file date loaded from anyone, tonight or before (a corrected file keeps its name's date)."""
+    return con.execute("SELECT max(file_date) FROM manifest WHERE status = 'loaded'").fetchall()[0][0]
+
+
+def behind_uploads(con: duckdb.DuckDBPyConnection, newest: date | None, cfg: dict | None = None) -> pl.DataFrame:
     """fixmedins_code, fixmedins_name, last_file_date, days_behind of the listed institutions that have uploaded
-    before and are behind, most days first. Institutions that never uploaded are not listed (a list of the
-    district's designated institutions may hold some that no longer settle visits); without institutions.csv,
-    none."""
+    before and are behind the district's `newest` upload, most days first. Institutions that never uploaded are
+    not listed (a list of the district's designated institutions may hold some that no longer settle visits);
+    without institutions.csv, none."""
     cfg = cfg or load_config()
-    if not has_table(con, "ref_institutions"):
+    if newest is None or not has_table(con, "ref_institutions"):
         return pl.DataFrame(schema=BEHIND_SCHEMA)
     return con.sql(
         """WITH last AS (SELECT fixmedins_code, max(file_date) AS last_file_date FROM manifest
-                         WHERE status IN ('loaded', 'superseded') GROUP BY ALL),
-                newest AS (SELECT max(last_file_date) AS d FROM last)
+                         WHERE status = 'loaded' GROUP BY ALL)
            SELECT i.fixmedins_code, i.fixmedins_name, l.last_file_date,
-                  date_diff('day', l.last_file_date, newest.d) AS days_behind
-           FROM ref_institutions i JOIN last l USING (fixmedins_code), newest
-           WHERE date_diff('day', l.last_file_date, newest.d) > CASE i.fixmedins_type WHEN '2' THEN ? ELSE ? END
+                  date_diff('day', l.last_file_date, $newest) AS days_behind
+           FROM ref_institutions i JOIN last l USING (fixmedins_code)
+           WHERE date_diff('day', l.last_file_date, $newest) > CASE i.fixmedins_type WHEN '2' THEN $ph ELSE $ho END
            ORDER BY days_behind DESC, i.fixmedins_code""",
-        params=[cfg["pharmacy_days"], cfg["hospital_days"]],
+        params={"newest": newest, "ph": cfg["pharmacy_days"], "ho": cfg["hospital_days"]},
     ).pl()
 
 

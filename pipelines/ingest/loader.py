@@ -23,7 +23,7 @@ import polars as pl
 
 from data_contracts.contract import Table, upload_tables
 from data_contracts.gx_validation import ContractValidator
-from pipelines.ingest.behind import behind_uploads
+from pipelines.ingest.behind import behind_uploads, newest_upload
 from pipelines.ingest.hashing import HashAhead
 from pipelines.ingest.plan import Incoming, plan
 from pipelines.ingest.prepare import Known, prepare
@@ -142,7 +142,7 @@ def ingest(
             if statement.strip():
                 con.execute(statement, [run_id] * statement.count("?"))
     still_waiting(con, inbox / "uploads", result)
-    result.newest_upload = con.execute("SELECT max(file_date) FROM manifest WHERE status = 'loaded'").fetchall()[0][0]
-    behind = behind_uploads(con)
+    result.newest_upload = newest_upload(con)
+    behind = behind_uploads(con, result.newest_upload)
     result.behind = behind.with_columns(pl.col("last_file_date").cast(pl.String)).to_dicts()
     return result

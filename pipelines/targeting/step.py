@@ -235,7 +235,7 @@ def run_targeting(
     moved: dict[str, int | None] = {}  # targets given another group (回避 declared since the draw) -> new group
     refilled: dict[int, list[str]] = {}  # group -> inspectors drawn into it for members who left the list
     # ([] for a group that could not be made whole, its institutions given other groups)
-    formed: dict[int, list[str]] = {}  # groups formed for a draw made without enough inspectors
+    formed: dict[int, list[str]] = {}  # groups drawn afresh for a draw with no whole group
     assigned: dict[str, int] = {}  # targets without a group given one
     if existing and (seed is None or seed == existing.seed) and same:
         # the draw as `draws --verify` reads it back, so the amendment is made from what its replay will see
@@ -270,16 +270,12 @@ def run_targeting(
         rec = DrawRecord(f"{cycle}-v{versions + 1}", cycle, versions + 1, chosen, params_sha, run_id)
         result = make_draw(inputs, cfg, rec.seed)
         if result.targets.is_empty() and existing is None:
-            return no_draw(cycle)
-        _store(con, rec, result, as_of, cfg, inputs, based_on=existing.draw_id if existing else None)
-        _sample_claims(con, rec, result.targets["fixmedins_code"].to_list(), as_of, cfg)
-    return {
-        **draw_summary(con, rec.draw_id, status),
-        "regrouped": moved,
-        "refilled": refilled,
-        "formed": formed,
-        "assigned": assigned,
-    }
+            rec = None  # nothing to draw from: nothing recorded
+        else:
+            _store(con, rec, result, as_of, cfg, inputs, based_on=existing.draw_id if existing else None)
+            _sample_claims(con, rec, result.targets["fixmedins_code"].to_list(), as_of, cfg)
+    summary = draw_summary(con, rec.draw_id, status) if rec else no_draw(cycle)
+    return summary | {"regrouped": moved, "refilled": refilled, "formed": formed, "assigned": assigned}
 
 
 def _has_targets(con: duckdb.DuckDBPyConnection, draw_id: str) -> bool:
@@ -301,10 +297,6 @@ def no_draw(cycle: str) -> dict:
         "unassigned": {},
         "claims_sampled": 0,
         "claims_spare": 0,
-        "regrouped": {},
-        "refilled": {},
-        "formed": {},
-        "assigned": {},
     }
 
 
