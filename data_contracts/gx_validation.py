@@ -80,6 +80,15 @@ def compact(frame: pl.DataFrame, expects: list[Expect]) -> pl.DataFrame:
     return frame.select(exprs)
 
 
+def _drop_batches(source: Any) -> None:
+    """Let go of the batches a GX data source holds. Its execution engine keeps the last batch it validated
+    (the whole frame) until the next one replaces it, so each table's last batch stayed alive for the rest of
+    the night: 115 MB through the large night's detection, its peak."""
+    manager = source.get_execution_engine().batch_manager
+    manager.batch_data_cache.clear()
+    manager.reset_batch_cache()
+
+
 @dataclass
 class ContractValidator:
     docs_dir: Path | None = None
@@ -169,7 +178,10 @@ class ContractValidator:
         def run(df: Any) -> list:
             # with a docs_dir the run's result is stored in the context; build_docs() renders the site once
             run_id = RunIdentifier(run_name=f"claimwatch-{suite_name}")
-            return vd.run(batch_parameters={"dataframe": df}, result_format=fmt, run_id=run_id).results
+            try:
+                return vd.run(batch_parameters={"dataframe": df}, result_format=fmt, run_id=run_id).results
+            finally:
+                _drop_batches(source)
 
         self._suites[signature] = run
         return run

@@ -293,6 +293,29 @@ def test_gx_does_not_hash_the_batches_it_validates(monkeypatch):
     assert ContractValidator().validate("t", frame, expects).rows() == [(0, 3, "a_small")]
 
 
+@pytest.mark.parametrize("on_disk", [False, True])
+def test_gx_keeps_no_batch_alive_after_validating_it(on_disk, tmp_path):
+    """GX's data source kept the last batch it validated until the next replaced it, so each table's last batch
+    (115 MB at district scale) stayed alive through detection, the night's peak; and the suite still runs after."""
+    import gc
+
+    import pandas as pd
+
+    from data_contracts.gx_validation import ContractValidator, Expect
+
+    n = 4_321  # a length no other frame in the test process has
+    frame = pl.DataFrame(
+        {"_fi": [0] * n, "_row": list(range(2, n + 2)), "a": [1.0] * (n - 1) + [9.0]},
+        schema_overrides={"_fi": pl.Int32, "_row": pl.Int32},
+    )
+    expects = [Expect("a_small", "ExpectColumnValuesToBeBetween", {"column": "a", "max_value": 5})]
+    validator = ContractValidator(docs_dir=tmp_path / "docs" if on_disk else None)
+    for _ in range(2):  # the second run reuses the suite set up by the first
+        assert validator.validate("t", frame, expects).rows() == [(0, n + 1, "a_small")]
+        gc.collect()
+        assert not [o for o in gc.get_objects() if isinstance(o, pd.DataFrame) and len(o) == n]
+
+
 def test_rows_of_an_institution_missing_from_the_list_are_refused_with_its_code(tmp_path):
     setl, fee = _clean(2)
     for row in setl + fee:
