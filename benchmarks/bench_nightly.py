@@ -41,6 +41,7 @@ def night(inbox: Path, db: Path, out: Path, without_gx: bool = False) -> dict:
         "steps_peak_rss_mb": s.get("peak_rss_mb", {}),
         "gx_validation_s": round(sum(v for k, v in s["contract"].get("validation_s", {}).items() if k in UPLOADS), 2),
         "validated_rows": {k: v for k, v in s["contract"].get("validated_rows", {}).items() if k in UPLOADS},
+        "gx_start_s": s["contract"].get("gx_start_s"),
         "fee_loaded": s["rows"]["fee"]["loaded"],
         "setl_loaded": s["rows"]["setl"]["loaded"],
     }
@@ -169,7 +170,7 @@ def main() -> None:
                 }
             )
     for r in results:
-        f, full, bare = r["floor"], r["full"], r["full_without_gx"]
+        f, full, bare, inc = r["floor"], r["full"], r["full_without_gx"], r["incremental"]
         n = sum(f["rows"].values())
         print(f"{r['scale']}: floor (DuckDB read_csv, one UTF-8 file per table): {f['seconds']} s for {n:,} rows")
         print(
@@ -177,6 +178,11 @@ def main() -> None:
             f"{full['steps']['ingest'] / f['seconds']:.2f}x the floor; GX validated "
             f"{sum(full['validated_rows'].values()):,} upload rows in {full['gx_validation_s']:.1f} s "
             f"({full['gx_validation_s'] / max(sum(full['validated_rows'].values()), 1) * 1e6:.2f} s per million rows)"
+        )
+        print(
+            f"{r['scale']}: new day: GX validated {sum(inc['validated_rows'].values()):,} upload rows in "
+            f"{inc['gx_validation_s']:.2f} s; its first check waited {inc['gx_start_s']:.2f} s for GX's import "
+            f"(the full night's {full['gx_start_s']:.2f} s, in its reference step)"
         )
         if bare:
             added = gx_added(full, bare)

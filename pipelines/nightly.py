@@ -218,8 +218,10 @@ def summary_of(ctx: RunContext, status: str, error: str | None = None) -> dict:
             "warnings": ctx.warnings,
             "send_back_files": len(ctx.send_back),
             "data_docs": str(d.relative_to(ctx.out)) if (d := ctx.validator.docs_index()) else None,
-            # GX validation time (after GX's import, which the reference step waits for) and rows, per table
+            # GX validation time and rows, per table; apart from them, what the first validation waited for
+            # GX's import (started with the run) and its context
             "validation_s": {k: round(v, 3) for k, v in ctx.validator.seconds.items()},
+            "gx_start_s": round(ctx.validator.start_s, 3),
             "validated_rows": dict(ctx.validator.rows),
         },
         "outputs": {
