@@ -88,10 +88,20 @@ def spread(values: list[float]) -> dict:
     }
 
 
+def give_back_held(root: Path, inbox: Path) -> None:
+    """Put the held-back day's uploads back into the inbox. Also at the start: a run stopped while the day was
+    held out would otherwise leave a reused inbox a day short (and the next run one more)."""
+    held = root / "held"
+    if held.is_dir() and (inbox / "uploads").is_dir():
+        for f in held.iterdir():
+            shutil.move(f, inbox / "uploads" / f.name)
+
+
 def bench(scale: str, work: Path, keep_inbox: bool, repeat: int = 1) -> dict:
     root = work / scale
     inbox = root / "inbox"
     gen_s = None
+    give_back_held(root, inbox)
     if not (keep_inbox and (inbox / "uploads").is_dir()):
         if root.exists():
             shutil.rmtree(root)
@@ -117,8 +127,7 @@ def bench(scale: str, work: Path, keep_inbox: bool, repeat: int = 1) -> dict:
         full = night(inbox, root / "w.duckdb", root / "out-full")
         rounds.append({"floor": base, "full": full, "full_without_gx": bare})
     shutil.rmtree(root / "utf8")
-    for f in (root / "held").iterdir():
-        shutil.move(f, inbox / "uploads" / f.name)
+    give_back_held(root, inbox)
     inc = night(inbox, root / "w.duckdb", root / "out-inc")
     last = rounds[-1]
     ratios = {
