@@ -295,8 +295,9 @@ def test_gx_does_not_hash_the_batches_it_validates(monkeypatch):
 
 @pytest.mark.parametrize("on_disk", [False, True])
 def test_gx_keeps_no_batch_alive_after_validating_it(on_disk, tmp_path):
-    """GX's data source kept the last batch it validated until the next replaced it, so each table's last batch
-    (115 MB at district scale) stayed alive through detection, the night's peak; and the suite still runs after."""
+    """GX's data source kept the last batch it validated until the next replaced it, and its engine every metric
+    it resolved, each expectation's per-row condition among them: so each table's last batch (115 MB at district
+    scale) and its conditions stayed alive through detection, the night's peak; and the suite still runs after."""
     import gc
 
     import pandas as pd
@@ -313,7 +314,7 @@ def test_gx_keeps_no_batch_alive_after_validating_it(on_disk, tmp_path):
     for _ in range(2):  # the second run reuses the suite set up by the first
         assert validator.validate("t", frame, expects).rows() == [(0, n + 1, "a_small")]
         gc.collect()
-        assert not [o for o in gc.get_objects() if isinstance(o, pd.DataFrame) and len(o) == n]
+        assert not [o for o in gc.get_objects() if isinstance(o, pd.DataFrame | pd.Series) and len(o) == n]
 
 
 def test_rows_of_an_institution_missing_from_the_list_are_refused_with_its_code(tmp_path):
