@@ -275,21 +275,29 @@ def test_gx_failing_rows_map_back_to_their_file_and_row_past_skipped_rows():
     ]
 
 
+def _one_rule(values: list[float]) -> tuple[pl.DataFrame, list]:
+    """A batch of one file (rows from 2) with column `a`, and the one expectation `a_small` (a <= 5) over it."""
+    from data_contracts.gx_validation import Expect
+
+    frame = pl.DataFrame(
+        {"_fi": [0] * len(values), "_row": list(range(2, len(values) + 2)), "a": values},
+        schema_overrides={"_fi": pl.Int32, "_row": pl.Int32},
+    )
+    return frame, [Expect("a_small", "ExpectColumnValuesToBeBetween", {"column": "a", "max_value": 5})]
+
+
 def test_gx_does_not_hash_the_batches_it_validates(monkeypatch):
     """GX's md5 fingerprint of each batch costs about a sixth of a suite's run and claimwatch never reads it; if a GX
     upgrade renames the setting that skips it, this fails instead of the nights silently slowing down."""
     from great_expectations.execution_engine import pandas_execution_engine
 
-    from data_contracts.gx_validation import ContractValidator, Expect
+    from data_contracts.gx_validation import ContractValidator
 
     def refuse(df):
         raise AssertionError("GX hashed a whole batch")
 
     monkeypatch.setattr(pandas_execution_engine, "hash_pandas_dataframe", refuse)
-    frame = pl.DataFrame(
-        {"_fi": [0, 0], "_row": [2, 3], "a": [1.0, 9.0]}, schema_overrides={"_fi": pl.Int32, "_row": pl.Int32}
-    )
-    expects = [Expect("a_small", "ExpectColumnValuesToBeBetween", {"column": "a", "max_value": 5})]
+    frame, expects = _one_rule([1.0, 9.0])
     assert ContractValidator().validate("t", frame, expects).rows() == [(0, 3, "a_small")]
 
 
@@ -302,14 +310,10 @@ def test_gx_keeps_no_batch_alive_after_validating_it(on_disk, tmp_path):
 
     import pandas as pd
 
-    from data_contracts.gx_validation import ContractValidator, Expect
+    from data_contracts.gx_validation import ContractValidator
 
     n = 4_321  # a length no other frame in the test process has
-    frame = pl.DataFrame(
-        {"_fi": [0] * n, "_row": list(range(2, n + 2)), "a": [1.0] * (n - 1) + [9.0]},
-        schema_overrides={"_fi": pl.Int32, "_row": pl.Int32},
-    )
-    expects = [Expect("a_small", "ExpectColumnValuesToBeBetween", {"column": "a", "max_value": 5})]
+    frame, expects = _one_rule([1.0] * (n - 1) + [9.0])
     validator = ContractValidator(docs_dir=tmp_path / "docs" if on_disk else None)
     for _ in range(2):  # the second run reuses the suite set up by the first
         assert validator.validate("t", frame, expects).rows() == [(0, n + 1, "a_small")]
@@ -448,12 +452,9 @@ def test_validation_time_leaves_out_the_wait_for_gx_to_start(monkeypatch):
     counted apart (`start_s`), so the time per table is validation alone, as the benchmark reports it."""
     import time
 
-    from data_contracts.gx_validation import ContractValidator, Expect
+    from data_contracts.gx_validation import ContractValidator
 
-    frame = pl.DataFrame(
-        {"_fi": [0, 0], "_row": [2, 3], "a": [1.0, 9.0]}, schema_overrides={"_fi": pl.Int32, "_row": pl.Int32}
-    )
-    expects = [Expect("a_small", "ExpectColumnValuesToBeBetween", {"column": "a", "max_value": 5})]
+    frame, expects = _one_rule([1.0, 9.0])
     validator = ContractValidator()
     starting = ContractValidator._context
 
