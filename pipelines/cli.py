@@ -366,23 +366,30 @@ def cmd_cases(args) -> None:
 
 
 class _Interrupts:
-    """Whether Ctrl-C was pressed. DuckDB turns a KeyboardInterrupt raised inside a query into its own
-    `RuntimeError: Query interrupted`, so the handler records the press for `main` to report it as one."""
+    """Which stop signal came: Ctrl-C (SIGINT) or SIGTERM, which `timeout`, systemd, cron's supervisors and
+    `docker stop` send. Either ends the run as a failure, so the warehouse and the previous outputs stay as
+    they were and the run's staging copy and work folder are removed (the default SIGTERM would kill the
+    process and leave both behind). DuckDB turns a KeyboardInterrupt raised inside a query into its own
+    `RuntimeError: Query interrupted`, so the handler records the signal for `main` to report it as one."""
 
-    seen = False
+    seen: int | None = None
 
     @classmethod
     def handler(cls, signum, frame) -> None:
-        cls.seen = True
-        raise KeyboardInterrupt
+        cls.seen = signum
+        raise KeyboardInterrupt(f"stopped by {signal.Signals(signum).name}")  # the failed run's summary says so
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def _watch_interrupts() -> None:
-    """Pass Ctrl-C to DuckDB from a thread of its own. Python runs a signal handler only when the main thread
-    runs Python, and DuckDB looks for one only now and then inside a query (in some states, never), so a
-    press could go unnoticed for as long as the query runs. The signal also writes a byte to a wakeup pipe,
+    """Pass a stop signal to DuckDB from a thread of its own. Python runs a signal handler only when the main
+    thread runs Python, and DuckDB looks for one only now and then inside a query (in some states, never), so
+    a signal could go unnoticed for as long as the query runs. The signal also writes a byte to a wakeup pipe,
     which this thread reads at once; it then interrupts the query of the connection open now (a nightly
-    step's, a `cases` or `draws` command's), and the main thread sees the press."""
+    step's, a `cases` or `draws` command's), and the main thread sees the signal. A handler another library
+    sets (Prefect's, for SIGTERM, while a flow runs in this process) writes here too: the run stops alike."""
     from pipelines.warehouse.session import interrupt_current
 
     r, w = os.pipe()
@@ -391,14 +398,30 @@ def _watch_interrupts() -> None:
 
     def watch() -> None:
         while received := os.read(r, 64):  # one byte per signal caught, its number
-            if signal.SIGINT in received:  # a handler another library sets for, say, SIGTERM writes here too
+            stops = [s for s in STOP_SIGNALS if s in received]
+            if stops:
+                _Interrupts.seen = _Interrupts.seen or stops[0]
                 interrupt_current()
 
-    threading.Thread(target=watch, name="ctrl-c", daemon=True).start()
+    threading.Thread(target=watch, name="stop-signals", daemon=True).start()
+
+
+def _what_was_left() -> str:
+    """What a failed command left in the warehouse: nothing, or (a failure after a run had published: in
+    Prefect's teardown, say, or during the demo's second night) the completed runs' updates."""
+    from pipelines.warehouse.session import PUBLISHED
+
+    if not PUBLISHED:
+        return "the warehouse is unchanged"
+    runs = f"{len(PUBLISHED)} completed run{'s' if len(PUBLISHED) > 1 else ''}"
+    return f"{runs} had updated the warehouse {PUBLISHED[-1]} before it"
 
 
 def _interrupted() -> int:
-    print("claimwatch: interrupted; the warehouse is unchanged", file=sys.stderr)
+    if _Interrupts.seen == signal.SIGTERM:
+        print(f"claimwatch: stopped by SIGTERM; {_what_was_left()}", file=sys.stderr)
+        return 128 + signal.SIGTERM
+    print(f"claimwatch: interrupted; {_what_was_left()}", file=sys.stderr)
     return 130
 
 
@@ -406,8 +429,12 @@ def main(argv: list[str] | None = None) -> int:
     # `claimwatch nightly | head`: die quietly on a closed pipe like other Unix tools. The summary is
     # printed only after the warehouse was published, so this never interrupts a run half-way.
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-        signal.signal(signal.SIGINT, _Interrupts.handler)
+    # only where nobody chose otherwise: a shell's background job keeps Ctrl-C ignored, as it should
+    defaults = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
+    caught = [s for s, default in defaults.items() if signal.getsignal(s) is default]
+    for s in caught:
+        signal.signal(s, _Interrupts.handler)
+    if caught:
         _watch_interrupts()
     args = _parser().parse_args(argv)
     from pipelines.cases.commands import CaseError
@@ -429,7 +456,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"claimwatch: error: {e}", file=sys.stderr)
         return 1
     except Exception as e:
-        if _Interrupts.seen:  # a press DuckDB reported as its own error
+        if _Interrupts.seen:  # a stop signal DuckDB reported as its own error
             return _interrupted()
         log = Path(getattr(args, "out", None) or ".") / "claimwatch-error.log"
         try:
@@ -439,7 +466,7 @@ def main(argv: list[str] | None = None) -> int:
         except OSError:
             where = "no log could be written"
         print(
-            f"claimwatch: internal error: {type(e).__name__}: {e} ({where}); the warehouse is unchanged",
+            f"claimwatch: internal error: {type(e).__name__}: {e} ({where}); {_what_was_left()}",
             file=sys.stderr,
         )
         return 1

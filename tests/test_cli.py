@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import signal
 import subprocess
 import sys
 import time
+
+import pytest
 
 from pipelines.warehouse.session import writer_lock
 
@@ -72,11 +76,17 @@ sys.exit(cli.main(["nightly", "--inbox", inbox, "--db", db, "--out", out, "--orc
 """
 
 
-def test_ctrl_c_while_duckdb_works_is_an_interrupt_and_changes_nothing(tmp_path):
+@pytest.mark.parametrize(
+    ("stop", "code", "said"),
+    [
+        (signal.SIGINT, 130, "claimwatch: interrupted; the warehouse is unchanged"),
+        (signal.SIGTERM, 143, "claimwatch: stopped by SIGTERM; the warehouse is unchanged"),
+    ],
+)
+def test_a_stop_signal_while_duckdb_works_stops_the_run_and_changes_nothing(tmp_path, stop, code, said):
     """DuckDB turns Ctrl-C inside a query into its own RuntimeError; the user must still read one line saying
-    the run was interrupted (exit 130), and the warehouse must be as before (here: not created)."""
-    import signal
-
+    the run was interrupted (exit 130), and the warehouse must be as before (here: not created). SIGTERM
+    (`timeout`, systemd) stops it the same way instead of killing it: no staging copy or work folder is left."""
     from tests.helpers import make_inbox
 
     inbox = make_inbox(tmp_path / "inbox", {})
@@ -92,13 +102,52 @@ def test_ctrl_c_while_duckdb_works_is_an_interrupt_and_changes_nothing(tmp_path)
     try:
         assert proc.stdout.readline().strip() == "querying"
         time.sleep(0.5)  # well inside the query
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(stop)
         _, err = proc.communicate(timeout=60)
     finally:
         proc.kill()
-    assert proc.returncode == 130, err
-    assert err.strip() == "claimwatch: interrupted; the warehouse is unchanged"
+    assert proc.returncode == code, err
+    assert err.strip() == said
     assert not db.exists() and not any(p.name.startswith(".w.duckdb.staging") for p in tmp_path.iterdir())
+    assert [p.name for p in out.iterdir()] == ["run_summary.json"]  # the failed run's summary, no work folder
+    assert json.loads((out / "run_summary.json").read_text(encoding="utf-8"))["status"] == "failed"
+
+
+STOPPED_AFTER_PUBLISHING = """
+import os, signal, sys, time
+
+from pipelines import cli
+
+nightly = cli.cmd_nightly
+
+
+def then_stopped(args):  # as when Prefect's teardown, after the flow, is what the signal interrupts
+    nightly(args)
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(5)
+
+
+cli.cmd_nightly = then_stopped
+inbox, db, out = sys.argv[1:4]
+sys.exit(cli.main(["nightly", "--inbox", inbox, "--db", db, "--out", out, "--orchestrator", "none"]))
+"""
+
+
+def test_a_stop_after_the_warehouse_was_published_does_not_say_it_is_unchanged(tmp_path):
+    from tests.helpers import make_inbox
+
+    inbox = make_inbox(tmp_path / "inbox", {})
+    db, out = tmp_path / "w.duckdb", tmp_path / "o"
+    r = subprocess.run(
+        [sys.executable, "-c", STOPPED_AFTER_PUBLISHING, str(inbox), str(db), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 143, r.stderr
+    said = f"claimwatch: stopped by SIGTERM; 1 completed run had updated the warehouse {db} before it"
+    assert r.stderr.strip() == said
+    assert db.exists()
 
 
 def test_the_read_only_connection_of_a_command_can_be_interrupted_from_another_thread(tmp_path):

@@ -34,6 +34,8 @@ ALLOCATOR = {
 
 # the connection of the step or command running now, so that Ctrl-C can interrupt its query from another thread
 _CURRENT: list[duckdb.DuckDBPyConnection] = []
+# the warehouses this process has published a session to, in order (a stop signal's message says whether any)
+PUBLISHED: list[Path] = []
 
 
 def _current(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
@@ -138,6 +140,7 @@ def write_session(db: Path) -> Iterator[Path]:
             os.fsync(fh.fileno())
         os.chmod(stage, 0o600)  # medical and personal data: owner only
         os.replace(stage, db)
+        PUBLISHED.append(db)
         dir_fd = os.open(db.parent, os.O_RDONLY)
         try:
             os.fsync(dir_fd)
