@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
 
 import duckdb
@@ -135,6 +136,24 @@ def test_header_tricks(tmp_path, header):
     assert "H13030200001_20261020_setl.csv" in {r["file"] for r in summary["files"]["rejected"]} or (
         summary["rows"]["setl"]["received"] >= 1
     )
+
+
+@pytest.mark.parametrize(
+    ("damage", "said"),
+    [
+        (lambda line: line.replace(",", ',"', 1), "row 4: a quoted value opens in this row and is not closed"),
+        (lambda line: line + ",extra", r"row 4: (\d+) values where the header has (?!\1)\d+"),  # one too many
+        (lambda line: line.replace(",", ',"x"y', 1), "row 4: text after a closing quote"),
+    ],
+)
+def test_a_malformed_csv_is_refused_with_the_row_to_correct(tmp_path, damage, said):
+    rows = [setl_row(setl_id=f"B{i}", mdtrt_id=f"MB{i}") for i in range(5)]
+    lines = csv_bytes(rows).decode("utf-8").splitlines()
+    lines[3] = damage(lines[3])  # the third visit: row 4 in a spreadsheet, the header being row 1
+    name = "H13030200001_20261021_setl.csv"
+    summary, _ = night(tmp_path, {name: ("\n".join(lines) + "\n").encode()})
+    reason = {r["file"]: r["reason"] for r in summary["files"]["rejected"]}[name]
+    assert re.match(f"unreadable: not a well-formed CSV: {said}", reason), reason
 
 
 def test_hostile_column_names_and_values_never_reach_sql_text(tmp_path):

@@ -7,6 +7,7 @@ raises `FileRejected` with a rule id and a sentence for the institution.
 
 from __future__ import annotations
 
+import csv
 import io
 import logging
 from dataclasses import dataclass
@@ -52,6 +53,36 @@ def decode(data: bytes) -> tuple[str, str]:
         ) from None
 
 
+def first_malformed_row(text: str) -> str | None:
+    """Where a CSV polars could not parse goes wrong, by row as a spreadsheet numbers them (header = 1), so the
+    institution knows what to correct. Python's strict csv reader finds it; it runs only on a refused file."""
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    row, line = 1, 1  # the record being read, and the line it starts on (a quoted value may hold line ends)
+    try:
+        header = next(reader, [])
+        row, line = 2, reader.line_num + 1
+        for record in reader:
+            if len(record) > len(header):
+                return f"row {row}: {len(record)} values where the header has {len(header)}"
+            row, line = row + 1, reader.line_num + 1
+    except csv.Error as e:
+        unclosed = "a quoted value opens in this row and is not closed"
+        if "unexpected end of data" in str(e):
+            return f"row {row}: {unclosed} before the end of the file"
+        if reader.line_num > line:  # the quote took the line ends after it as part of the value
+            return f"row {row}: {unclosed} (it runs on over the next {reader.line_num - line} lines)"
+        if "expected after" in str(e):  # `"3"x`: text after a value's closing quote
+            return f"row {row}: text after a closing quote (quote a value with quotes in it whole, and double them)"
+        return f"row {row}: {e}"
+    return None
+
+
+def not_well_formed(text: str, error: Exception) -> FileRejected:
+    """The refusal of a CSV file polars could not parse, naming the row to correct where it can be found."""
+    where = first_malformed_row(text) or str(error).strip().splitlines()[0][:200]
+    return FileRejected("unreadable", f"not a well-formed CSV: {where}")
+
+
 def _read_csv(path: Path) -> tuple[pl.DataFrame, str]:
     data = path.read_bytes()
     if not data or data.isspace():
@@ -64,8 +95,7 @@ def _read_csv(path: Path) -> tuple[pl.DataFrame, str]:
     try:
         frame = pl.read_csv(io.BytesIO(payload), infer_schema=False, has_header=True)
     except (pl.exceptions.PolarsError, ValueError) as e:
-        first = str(e).strip().splitlines()[0][:200]
-        raise FileRejected("unreadable", f"not a well-formed CSV: {first}") from None
+        raise not_well_formed(text, e) from None
     # polars leaves a quoted header's doubled quotes ("a""b") doubled; unescape them as for values
     if any('""' in c for c in frame.columns):
         frame = frame.rename({c: c.replace('""', '"') for c in frame.columns if '""' in c})

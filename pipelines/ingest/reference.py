@@ -20,7 +20,7 @@ from data_contracts.gx_validation import ContractValidator
 from pipelines.ingest.hashing import sha256_of
 from pipelines.ingest.judge import by_key
 from pipelines.ingest.loader import known_codes
-from pipelines.ingest.reader import FileRejected, decode
+from pipelines.ingest.reader import FileRejected, decode, not_well_formed
 from pipelines.ingest.rules import listed_check, parse_and_check
 from pipelines.progress import counted
 from pipelines.warehouse.schema import SQL_TYPES, has_table, ident
@@ -47,7 +47,7 @@ def read_reference(
     try:
         frame = pl.read_csv(io.StringIO(text), infer_schema=False)
     except pl.exceptions.PolarsError as e:
-        raise FileRejected("unreadable", f"not a well-formed CSV: {str(e).splitlines()[0][:200]}") from None
+        raise not_well_formed(text, e) from None
     frame = frame.rename({c: c.strip() for c in frame.columns})
     missing = [c.code for c in table.columns if not c.optional and c.code not in frame.columns]
     if missing:
