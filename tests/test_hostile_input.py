@@ -156,6 +156,33 @@ def test_a_malformed_csv_is_refused_with_the_row_to_correct(tmp_path, damage, sa
     assert re.match(f"unreadable: not a well-formed CSV: {said}", reason), reason
 
 
+@pytest.mark.parametrize("suffix", ["csv", "xlsx"])
+def test_a_title_row_above_the_header_is_named_in_the_refusal(tmp_path, suffix):
+    """Exports from a hospital's system often carry a title line first; the reason must say so, not list every
+    required column as missing."""
+    import openpyxl
+
+    row = setl_row(setl_id="T1", mdtrt_id="MT1")
+    name = f"H13030200001_20261022_setl.{suffix}"
+    title = "海港区第一人民医院结算清单 2026-10-22"
+    if suffix == "csv":
+        body = (title + "\n").encode() + csv_bytes([row])
+    else:
+        wb = openpyxl.Workbook()
+        wb.active.append([title])
+        wb.active.append(list(row))
+        wb.active.append([str(v) for v in row.values()])
+        buf = io.BytesIO()
+        wb.save(buf)
+        body = buf.getvalue()
+    summary, _ = night(tmp_path, {name: body})
+    reason = {r["file"]: r["reason"] for r in summary["files"]["rejected"]}[name]
+    assert reason == (
+        f"missing_column: no known column in the first row (it reads '{title}'): the first row must name the "
+        "columns, by code or label (setl_id or 结算ID, …)"
+    )
+
+
 def test_hostile_column_names_and_values_never_reach_sql_text(tmp_path):
     evil = 'x"); DROP TABLE setl; --'
     row = {**setl_row(setl_id="Q'1", mdtrt_id='M"1', psn_name="'; DELETE FROM fee; --"), evil: "1); DROP TABLE fee;--"}
