@@ -38,6 +38,9 @@ def test_cases_cycle_through_two_nights_and_the_commands(inbox_copy, tmp_path):
     assert "初审 → 复审" in r.stdout and "王明" in r.stdout
     r = cli("cases", "--db", str(db), "list", "--status", "复审", "--as-of", "2026-11-01")
     assert finding_case in r.stdout and "\n1 case\n" in r.stdout
+    r = cli("cases", "--db", str(db), "list", "--status", "open")  # not a status: say which are, not "no cases"
+    every = "初审、复审、申诉、调查核实、处理、不予立案、撤销、结案"
+    assert r.returncode == 2 and r.stderr.strip() == f"claimwatch: error: no status 'open': a case is in one of {every}"
 
     # outcomes imported twice change nothing the second time
     outcomes = audit_outcomes(

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import polars as pl
 
-from pipelines.cases.lifecycle import TransitionRefused, allowed
+from pipelines.cases.lifecycle import TransitionRefused, allowed, statuses
 from pipelines.cases.step import OUTCOMES_SQL, open_case_table
 from pipelines.cases.store import UnknownCase, advance, record_rectification, status_of
 from pipelines.progress import counted, padded
@@ -91,6 +91,8 @@ def run(args: argparse.Namespace) -> None:
 
 
 def _list(args) -> None:
+    if args.status and args.status not in (known := statuses()):
+        raise CaseError(f"no status {args.status!r}: a case is in one of {'、'.join(known)}")
     con = _read(args.db)
     as_of = args.as_of or date.today()
     frame = open_case_table(con, as_of, closed_too=args.all)

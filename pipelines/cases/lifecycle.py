@@ -27,6 +27,12 @@ def load(path: Path = CONFIG_PATH) -> dict:
     return cfg
 
 
+def statuses(cfg: dict | None = None) -> list[str]:
+    """Every status a case can be in, in the procedure's order."""
+    cfg = cfg or load()
+    return list(dict.fromkeys([START, *cfg["transitions"], *(t for ts in cfg["transitions"].values() for t in ts)]))
+
+
 def allowed(status: str, cfg: dict | None = None) -> list[str]:
     return list((cfg or load())["transitions"].get(status, []))
 
