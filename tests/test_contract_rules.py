@@ -176,6 +176,19 @@ def test_a_broken_reference_list_is_refused_and_the_previous_one_kept(tmp_path):
     s = run(inbox, db, tmp_path / "o2")
     rejected = {r["file"]: r["reason"] for r in s["files"]["rejected"]}
     assert "row 2: bad_code:fixmedins_type (7)" in rejected["reference/institutions.csv"]
+    # a list edited by hand with a quote left open names the row to correct
+    (inbox / "reference" / "institutions.csv").write_text(
+        "fixmedins_code,fixmedins_name,fixmedins_type,hosp_lv,region,agreement_no,legal_rep,address\n"
+        "H1,甲,1,2,文化路街道,XY,张三,海港区1号\n"
+        'H2,"乙,1,2,文化路街道,XY,李四,海港区2号\n',
+        encoding="utf-8",
+    )
+    s = run(inbox, db, tmp_path / "o3")
+    rejected = {r["file"]: r["reason"] for r in s["files"]["rejected"]}
+    assert rejected["reference/institutions.csv"] == (
+        "unreadable: not a well-formed CSV: row 3: a quoted value opens in this row and is not closed before the "
+        "end of the file"
+    )
     con = duckdb.connect(str(db), read_only=True)
     assert con.execute("SELECT count(*) FROM ref_institutions").fetchall()[0][0] == 2
 
