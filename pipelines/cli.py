@@ -443,6 +443,8 @@ def main(argv: list[str] | None = None) -> int:
     from pipelines.warehouse.session import NotAWarehouse, WarehouseBusy
 
     try:
+        if isinstance(db := getattr(args, "db", None), Path) and db.is_dir():
+            raise UserError(f"--db {db} is a folder: give the warehouse file, e.g. {db / 'claimwatch.duckdb'}")
         {"demo": cmd_demo, "generate": cmd_generate, "nightly": cmd_nightly, "draws": cmd_draws, "cases": cmd_cases}[
             args.command
         ](args)
@@ -458,6 +460,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:
         if _Interrupts.seen:  # a stop signal DuckDB reported as its own error
             return _interrupted()
+        if isinstance(e, OSError) and e.filename:  # the machine's: a folder that cannot be made, a full disk
+            print(f"claimwatch: error: {e.filename}: {e.strerror or e}; {_what_was_left()}", file=sys.stderr)
+            return 1
         log = Path(getattr(args, "out", None) or ".") / "claimwatch-error.log"
         try:
             log.parent.mkdir(parents=True, exist_ok=True)

@@ -48,6 +48,25 @@ def test_second_writer_gets_a_clear_message(tmp_path):
     assert not db.exists()
 
 
+def test_a_folder_as_db_and_an_output_folder_that_cannot_be_made_are_one_line_not_an_internal_error(tmp_path):
+    from tests.helpers import make_inbox
+
+    inbox = make_inbox(tmp_path / "inbox", {})
+    (tmp_path / "folder").mkdir()
+    r = cli("nightly", "--inbox", str(inbox), "--db", str(tmp_path / "folder"), "--out", str(tmp_path / "o"))
+    assert r.returncode == 2
+    assert r.stderr.strip() == (
+        f"claimwatch: error: --db {tmp_path / 'folder'} is a folder: give the warehouse file, e.g. "
+        f"{tmp_path / 'folder' / 'claimwatch.duckdb'}"
+    )
+    (tmp_path / "a_file").write_text("x")
+    out = tmp_path / "a_file" / "out"
+    r = cli("nightly", "--inbox", str(inbox), "--db", str(tmp_path / "w.duckdb"), "--out", str(out))
+    assert r.returncode == 1
+    assert r.stderr.strip() == f"claimwatch: error: {out}: Not a directory; the warehouse is unchanged"
+    assert not (tmp_path / "w.duckdb").exists()
+
+
 def test_generate_writes_truth_beside_the_inbox(tmp_path):
     r = cli("generate", "--out", str(tmp_path / "inbox"), "--seed", "3")
     assert r.returncode == 0, r.stderr
