@@ -408,13 +408,12 @@ def _watch_interrupts() -> None:
 
 def _what_was_left() -> str:
     """What a failed command left in the warehouse: nothing, or (a failure after a run had published: in
-    Prefect's teardown, say, or during the demo's second night) the completed runs' updates."""
+    Prefect's teardown, say, or during the demo's second night) what completed before it."""
     from pipelines.warehouse.session import PUBLISHED
 
     if not PUBLISHED:
         return "the warehouse is unchanged"
-    runs = f"{len(PUBLISHED)} completed run{'s' if len(PUBLISHED) > 1 else ''}"
-    return f"{runs} had updated the warehouse {PUBLISHED[-1]} before it"
+    return f"the warehouse {PUBLISHED[-1]} was already updated by the work that completed before it"
 
 
 def _interrupted() -> int:
