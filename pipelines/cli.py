@@ -380,7 +380,8 @@ class _Interrupts:
         raise KeyboardInterrupt(f"stopped by {signal.Signals(signum).name}")  # the failed run's summary says so
 
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# the signals that stop a run, each with the handler it has when nobody chose another
+STOP_SIGNALS = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
 
 
 def _watch_interrupts() -> None:
@@ -429,8 +430,7 @@ def main(argv: list[str] | None = None) -> int:
     # printed only after the warehouse was published, so this never interrupts a run half-way.
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     # only where nobody chose otherwise: a shell's background job keeps Ctrl-C ignored, as it should
-    defaults = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
-    caught = [s for s, default in defaults.items() if signal.getsignal(s) is default]
+    caught = [s for s, default in STOP_SIGNALS.items() if signal.getsignal(s) is default]
     for s in caught:
         signal.signal(s, _Interrupts.handler)
     if caught:
