@@ -192,7 +192,6 @@ def _mapping(columns: list[str], table: Table) -> tuple[dict[str, str], list[str
             raise FileRejected("duplicate_column", f"column {code} appears twice in the header")
         else:
             rename[raw] = code
-    missing = [c for c in table.required if c not in rename.values()]
     if not rename:  # a title line above the header, or another table's file: listing every column would hide it
         named = [c.strip()[:40] for c in columns if c.strip() and not c.startswith("__UNNAMED__")]  # empty cells
         shown = ", ".join(repr(c) for c in named[:3]) + (", …" if len(named) > 3 else "") or "nothing"
@@ -201,6 +200,7 @@ def _mapping(columns: list[str], table: Table) -> tuple[dict[str, str], list[str
             f"no known column in the first row (it reads {shown}): the first row must name the columns, by code "
             f"or label ({table.required[0]} or {table.column(table.required[0]).label}, …)",
         )
+    missing = [c for c in table.required if c not in rename.values()]
     if missing:
         labels = ", ".join(f"{c}({table.column(c).label})" for c in missing)
         raise FileRejected("missing_column", f"required column missing: {labels}")
