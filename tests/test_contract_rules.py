@@ -189,6 +189,22 @@ def test_a_broken_reference_list_is_refused_and_the_previous_one_kept(tmp_path):
         "unreadable: not a well-formed CSV: row 3: a quoted value opens in this row and is not closed before the "
         "end of the file"
     )
+    # a title line above the header is named as such, not as every column missing; a dropped column is named alone
+    header = "fixmedins_code,fixmedins_name,fixmedins_type,hosp_lv,region,agreement_no,legal_rep,address\n"
+    for body, said in [
+        (
+            f"海港区两定机构名单\n{header}H1,甲,1,2,文化路街道,XY,张三,海港区1号\n",
+            "missing_column: no known column in the first row (it reads '海港区两定机构名单'): the first row must name "
+            "the columns, by code (fixmedins_code, fixmedins_name, …)",
+        ),
+        (
+            header.replace("fixmedins_type,", "") + "H1,甲,2,文化路街道,XY,张三,海港区1号\n",
+            "missing_column: required column missing: fixmedins_type",
+        ),
+    ]:
+        (inbox / "reference" / "institutions.csv").write_text(body, encoding="utf-8")
+        s = run(inbox, db, tmp_path / "o4")
+        assert {r["file"]: r["reason"] for r in s["files"]["rejected"]}["reference/institutions.csv"] == said
     con = duckdb.connect(str(db), read_only=True)
     assert con.execute("SELECT count(*) FROM ref_institutions").fetchall()[0][0] == 2
 

@@ -156,17 +156,18 @@ def test_a_malformed_csv_is_refused_with_the_row_to_correct(tmp_path, damage, sa
     assert re.match(f"unreadable: not a well-formed CSV: {said}", reason), reason
 
 
-@pytest.mark.parametrize("suffix", ["csv", "xlsx"])
+@pytest.mark.parametrize("suffix", ["csv", "csv with the title quoted", "xlsx"])
 def test_a_title_row_above_the_header_is_named_in_the_refusal(tmp_path, suffix):
     """Exports from a hospital's system often carry a title line first; the reason must say so, not list every
-    required column as missing."""
+    required column as missing, nor (for a CSV read on its own, as one whose first line has a quote is) every
+    row as having more values than the one-cell header."""
     import openpyxl
 
     row = setl_row(setl_id="T1", mdtrt_id="MT1")
-    name = f"H13030200001_20261022_setl.{suffix}"
+    name = f"H13030200001_20261022_setl.{suffix[:4].strip()}"
     title = "海港区第一人民医院结算清单 2026-10-22"
-    if suffix == "csv":
-        body = (title + "\n").encode() + csv_bytes([row])
+    if suffix.startswith("csv"):
+        body = (f'"{title}"' if "quoted" in suffix else title).encode() + b"\n" + csv_bytes([row])
     else:
         wb = openpyxl.Workbook()
         wb.active.append([title])

@@ -77,13 +77,19 @@ def first_malformed_row(text: str) -> str | None:
     return None
 
 
-def not_well_formed(text: str, error: Exception) -> FileRejected:
-    """The refusal of a CSV file polars could not parse, naming the row to correct where it can be found."""
-    where = first_malformed_row(text) or str(error).strip().splitlines()[0][:200]
+def not_well_formed(text: str, error: Exception, table: Table) -> FileRejected:
+    """The refusal of a CSV file polars could not parse, naming the row to correct where it can be found.
+
+    A header that names no known column (a title line above it) or lacks one is refused as that first: the
+    rows after a one-cell title line all have "too many values", which would hide the cause."""
+    where = first_malformed_row(text)
+    if where is None or not where.startswith("row 1:"):
+        _mapping(next(csv.reader(io.StringIO(text, newline="")), []), table)  # raises for a header at fault
+    where = where or str(error).strip().splitlines()[0][:200]
     return FileRejected("unreadable", f"not a well-formed CSV: {where}")
 
 
-def _read_csv(path: Path) -> tuple[pl.DataFrame, str]:
+def _read_csv(path: Path, table: Table) -> tuple[pl.DataFrame, str]:
     data = path.read_bytes()
     if not data or data.isspace():
         raise FileRejected("unreadable", "the file is empty (no header line)")
@@ -95,7 +101,7 @@ def _read_csv(path: Path) -> tuple[pl.DataFrame, str]:
     try:
         frame = pl.read_csv(io.BytesIO(payload), infer_schema=False, has_header=True)
     except (pl.exceptions.PolarsError, ValueError) as e:
-        raise not_well_formed(text, e) from None
+        raise not_well_formed(text, e, table) from None
     # polars leaves a quoted header's doubled quotes ("a""b") doubled; unescape them as for values
     if any('""' in c for c in frame.columns):
         frame = frame.rename({c: c.replace('""', '"') for c in frame.columns if '""' in c})
@@ -195,15 +201,20 @@ def _mapping(columns: list[str], table: Table) -> tuple[dict[str, str], list[str
     if not rename:  # a title line above the header, or another table's file: listing every column would hide it
         named = [c.strip()[:40] for c in columns if c.strip() and not c.startswith("__UNNAMED__")]  # empty cells
         shown = ", ".join(repr(c) for c in named[:3]) + (", …" if len(named) > 3 else "") or "nothing"
+        first = table.column(table.required[0])
+        example = (
+            f"by code or label ({first.code} or {first.label}, …)"
+            if first.label != first.code
+            else f"by code ({', '.join(table.required[:2])}, …)"
+        )
         raise FileRejected(
             "missing_column",
-            f"no known column in the first row (it reads {shown}): the first row must name the columns, by code "
-            f"or label ({table.required[0]} or {table.column(table.required[0]).label}, …)",
+            f"no known column in the first row (it reads {shown}): the first row must name the columns, {example}",
         )
-    missing = [c for c in table.required if c not in rename.values()]
+    missing = [table.column(c) for c in table.required if c not in rename.values()]
     if missing:
-        labels = ", ".join(f"{c}({table.column(c).label})" for c in missing)
-        raise FileRejected("missing_column", f"required column missing: {labels}")
+        named = ", ".join(c.code if c.label == c.code else f"{c.code}({c.label})" for c in missing)
+        raise FileRejected("missing_column", f"required column missing: {named}")
     return rename, extras
 
 
@@ -225,7 +236,8 @@ def canonical(frame: pl.DataFrame, table: Table, fi: pl.Series, row: pl.Series) 
     return RawFile(frame)
 
 
-def _numbered(frame: pl.DataFrame, fi: int) -> tuple[pl.Series, pl.Series]:
+def numbered(frame: pl.DataFrame, fi: int) -> tuple[pl.Series, pl.Series]:
+    """The `_fi` and `_row` columns of a file's frame: its index in the batch and the spreadsheet row (header = 1)."""
     n = frame.height
     return pl.Series([fi] * n, dtype=pl.Int32), pl.Series(range(2, n + 2), dtype=pl.Int32)
 
@@ -236,7 +248,7 @@ def read_upload(path: Path, table: Table, ext: str, fi: int = 0) -> RawFile:
     if size > MAX_BYTES:
         raise FileRejected("unreadable", f"file of {size} bytes exceeds the {MAX_BYTES} byte limit per upload")
     if ext == "csv":
-        frame, _ = _read_csv(path)
+        frame, _ = _read_csv(path, table)
     elif ext == "xlsx":
         frame = _read_xlsx(path)
         if (typed := _typed_xlsx(path)) is not None:
@@ -244,7 +256,7 @@ def read_upload(path: Path, table: Table, ext: str, fi: int = 0) -> RawFile:
     else:
         frame = _read_parquet(path)
         _check_digits_kept(frame, table, doubles=False)
-    return canonical(_as_text(frame), table, *_numbered(frame, fi))
+    return canonical(_as_text(frame), table, *numbered(frame, fi))
 
 
 def _plain_csv(path: Path) -> tuple[str, memoryview, int, str] | None:

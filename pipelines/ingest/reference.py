@@ -20,7 +20,7 @@ from data_contracts.gx_validation import ContractValidator
 from pipelines.ingest.hashing import sha256_of
 from pipelines.ingest.judge import by_key
 from pipelines.ingest.loader import known_codes
-from pipelines.ingest.reader import FileRejected, decode, not_well_formed
+from pipelines.ingest.reader import FileRejected, canonical, decode, not_well_formed, numbered
 from pipelines.ingest.rules import listed_check, parse_and_check
 from pipelines.progress import counted
 from pipelines.warehouse.schema import SQL_TYPES, has_table, ident
@@ -47,19 +47,8 @@ def read_reference(
     try:
         frame = pl.read_csv(io.StringIO(text), infer_schema=False)
     except pl.exceptions.PolarsError as e:
-        raise not_well_formed(text, e) from None
-    frame = frame.rename({c: c.strip() for c in frame.columns})
-    missing = [c.code for c in table.columns if not c.optional and c.code not in frame.columns]
-    if missing:
-        raise FileRejected("missing_column", f"required column missing: {', '.join(missing)}")
-    frame = frame.select(
-        *[
-            pl.col(c).str.strip_chars().replace("", None) if c in frame.columns else pl.lit(None, pl.String).alias(c)
-            for c in table.codes
-        ],
-        _fi=pl.lit(0, pl.Int32),
-        _row=pl.int_range(pl.len(), dtype=pl.Int32) + 2,
-    )
+        raise not_well_formed(text, e, table) from None
+    frame = canonical(frame, table, *numbered(frame, 0)).frame.drop("extra")  # a list's extra columns are not kept
     listed = [
         listed_check(f"unknown_{c.listed_in.removesuffix('s')}", c.code, lists[c.listed_in])
         for c in table.columns
