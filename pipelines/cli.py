@@ -402,7 +402,7 @@ def _watch_interrupts() -> None:
             stops = [s for s in STOP_SIGNALS if s in received]
             if stops:
                 _Interrupts.seen = _Interrupts.seen or stops[0]
-                interrupt_current()
+                interrupt_current(f"stopped by {signal.Signals(stops[0]).name}")
 
     threading.Thread(target=watch, name="stop-signals", daemon=True).start()
 

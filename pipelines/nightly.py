@@ -39,7 +39,7 @@ from pipelines.report.data import load_report_data
 from pipelines.report.render import render_report
 from pipelines.targeting.outcomes import run_estimates
 from pipelines.targeting.step import run_targeting
-from pipelines.warehouse.session import connect_writer, write_session
+from pipelines.warehouse.session import STOPPED_BY, connect_writer, write_session
 
 
 class RunInputError(ValueError):
@@ -274,7 +274,9 @@ def run_nightly(params: NightlyParams, runner: Runner = run_directly, progress: 
     except BaseException as e:
         if ctx is not None:
             discard(ctx.out)
-            write_summary(summary_of(ctx, "failed", f"{type(e).__name__}: {e}"), params.out)
+            # after a stop signal, whatever DuckDB made of it ("Query interrupted", "INTERRUPT Error") is the stop
+            error = f"KeyboardInterrupt: {STOPPED_BY[0]}" if STOPPED_BY else f"{type(e).__name__}: {e}"
+            write_summary(summary_of(ctx, "failed", error), params.out)
         raise
     finally:
         if ctx is not None:

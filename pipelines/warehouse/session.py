@@ -48,8 +48,13 @@ def connect_writer(stage: Path) -> duckdb.DuckDBPyConnection:
     return _current(duckdb.connect(str(stage), config={"memory_limit": MEMORY_LIMIT, **ALLOCATOR}))
 
 
-def interrupt_current() -> None:
+# why the queries were interrupted ("stopped by SIGTERM"): DuckDB's own error for it says only "Interrupted!"
+STOPPED_BY: list[str] = []
+
+
+def interrupt_current(why: str) -> None:
     """Interrupt whatever query the current connection runs (safe from any thread, and when closed)."""
+    STOPPED_BY.append(why)
     for con in list(_CURRENT):
         with suppress(duckdb.Error):
             con.interrupt()
