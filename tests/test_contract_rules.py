@@ -501,3 +501,35 @@ def test_validation_time_leaves_out_the_wait_for_gx_to_start(monkeypatch):
     first = validator.start_s
     validator.validate("t", frame, expects)
     assert validator.start_s == first and validator.rows["t"] == 4
+
+
+def test_a_misnamed_upload_is_sent_back_to_the_known_institution_its_name_begins_with(tmp_path):
+    """`H13030200001_2026-10-15_fee.csv` (a date with dashes) is refused whole; the institution must learn it
+    from its send-back workbook, not only the bureau from quarantine.csv. A name that begins with no known
+    code has nobody to go back to."""
+    setl, fee = _clean()
+    inbox = _inbox(tmp_path, setl, fee)
+    for name in ("H13030200001_2026-10-15_fee.csv", "H99_20261015_fee.txt.csv"):
+        (inbox / "uploads" / name).write_text("x\n", encoding="utf-8")
+    s = run(inbox, tmp_path / "w.duckdb")
+    assert sorted(r["file"] for r in s["files"]["rejected"]) == [
+        "H13030200001_2026-10-15_fee.csv",
+        "H99_20261015_fee.txt.csv",
+    ]
+    assert s["rows"]["fee"]["loaded"] == 3  # the well-named files load as usual
+    assert sorted(p.name for p in (tmp_path / "out" / "quarantine").iterdir()) == ["H13030200001.xlsx"]
+    sheet = openpyxl.load_workbook(tmp_path / "out" / "quarantine" / "H13030200001.xlsx")["整文件拒收"]
+    header, *rows = (list(r) for r in sheet.iter_rows(values_only=True))
+    assert [dict(zip(header, r, strict=True)) for r in rows] == [
+        {
+            "文件": "H13030200001_2026-10-15_fee.csv",
+            "原因": "文件名应为 机构编码_YYYYMMDD_setl或fee.csv/xlsx/parquet",
+            "说明": "name does not follow <机构编码>_<YYYYMMDD>_<setl|fee>.<csv|xlsx|parquet>: "
+            "'H13030200001_2026-10-15_fee.csv'",
+            "规则": "bad_file_name",
+        }
+    ]
+    # the next night judges it again (it is still there, perhaps beside its correctly named resend), but the
+    # institution was told already: nothing to send back
+    s = run(inbox, tmp_path / "w.duckdb", tmp_path / "out2")
+    assert len(s["files"]["rejected"]) == 2 and not (tmp_path / "out2" / "quarantine").exists()

@@ -107,9 +107,10 @@ def ingest(
     """Load every new or corrected upload under `inbox/uploads`; the caller commits or rolls back."""
     result = IngestResult()
     say("looking for new and corrected uploads")
-    rounds = plan(con, inbox / "uploads", run_id, result, hashes)
+    institutions = known_codes(con, "ref_institutions", "fixmedins_code")
+    rounds = plan(con, inbox / "uploads", run_id, result, hashes, institutions)
     known = Known(
-        known_codes(con, "ref_institutions", "fixmedins_code"),
+        institutions,
         known_codes(con, "ref_catalog", "med_list_codg"),
         validator or ContractValidator(),
     )

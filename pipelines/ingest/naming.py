@@ -10,8 +10,16 @@ NAME = re.compile(r"^(?P<code>[A-Za-z0-9]{1,32})_(?P<day>\d{8})_(?P<table>setl|f
 EXTS = ("csv", "xlsx", "parquet")
 
 
+LEADING_CODE = re.compile(r"^(?P<code>[A-Za-z0-9]{1,32})_")
+
+
 class BadFileName(ValueError):
-    pass
+    """A name that does not follow the pattern; `code` is what stands where the institution's code goes, if
+    anything does (`H13030200002_2026-10-12_fee.csv`), so that the refusal can be sent back to it."""
+
+    def __init__(self, message: str, name: str) -> None:
+        super().__init__(message)
+        self.code = m["code"] if (m := LEADING_CODE.match(name)) else None
 
 
 @dataclass(frozen=True)
@@ -31,10 +39,10 @@ class UploadName:
 def parse(name: str) -> UploadName:
     m = NAME.match(name)
     if not m:
-        raise BadFileName(f"name does not follow <机构编码>_<YYYYMMDD>_<setl|fee>.<csv|xlsx|parquet>: {name!r}")
+        raise BadFileName(f"name does not follow <机构编码>_<YYYYMMDD>_<setl|fee>.<csv|xlsx|parquet>: {name!r}", name)
     try:
         d = m["day"]
         day = date(int(d[:4]), int(d[4:6]), int(d[6:]))
     except ValueError:
-        raise BadFileName(f"the date in the name is not a calendar date: {m['day']!r}") from None
+        raise BadFileName(f"the date in the name is not a calendar date: {m['day']!r}", name) from None
     return UploadName(name, m["code"], day, m["table"], m["ext"])

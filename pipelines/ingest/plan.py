@@ -70,10 +70,15 @@ def reject_file(
 
 
 def plan(
-    con, uploads: Path, run_id: str, result: IngestResult, hashes: HashAhead | None = None
+    con,
+    uploads: Path,
+    run_id: str,
+    result: IngestResult,
+    hashes: HashAhead | None = None,
+    institutions: list[str] | None = None,
 ) -> list[list[Incoming]]:
     """Sort the folder into rounds of new files (a stem appears once per round); reject bad names. `hashes`:
-    the uploads' hashes, if started ahead."""
+    the uploads' hashes, if started ahead; `institutions`: the codes known, to whom a misnamed file is sent back."""
     hashes = hashes or HashAhead()
     today = date.today()
     latest = {
@@ -101,7 +106,9 @@ def plan(
         try:
             name = parse(path.name)
         except BadFileName as e:
-            reject_file(con, run_id, result, path.name, "bad_file_name", str(e))
+            # sent back to the institution its name begins with, if that is one the bureau knows
+            meta = {"code": e.code} if e.code is not None and e.code in (institutions or ()) else None
+            reject_file(con, run_id, result, path.name, "bad_file_name", str(e), meta)
             continue
         if name.day > today + timedelta(days=1):  # a day's grace for an institution whose clock runs ahead
             # a mistyped year: loaded, the night would run as of that day (the newest upload), its window empty.

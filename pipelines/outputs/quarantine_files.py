@@ -30,16 +30,28 @@ def _zh(rules: str) -> str:
     return "；".join(rule_spec(r.strip()).zh for r in rules.split(";"))
 
 
+# the files refused whole tonight, less those refused by name (a misnamed or future-dated file is judged again each
+# night it stays in the folder, unhashed) or as the same content, for the same rule, on an earlier night: that
+# night's workbook told the institution, which may well have resent the file under the right name since
+WHOLE_FILES_NOT_YET_SENT = """
+WITH tonight AS (SELECT file_name, sha256 FROM manifest WHERE run_id = ? AND status = 'rejected'),
+told AS (SELECT DISTINCT file_name, sha256, split_part(reason, ':', 1) AS rule FROM manifest
+         WHERE run_id <> ? AND status = 'rejected')
+SELECT q.file, q.table_name, q.fixmedins_code, q.rule, q.value FROM quarantine q
+WHERE q.run_id = ? AND q.row_number IS NULL
+  AND NOT EXISTS (SELECT 1 FROM tonight t JOIN told ON t.file_name = told.file_name
+                  AND t.sha256 IS NOT DISTINCT FROM told.sha256
+                  WHERE t.file_name = q.file AND told.rule = q.rule)
+"""
+
+
 def write_send_back(con: duckdb.DuckDBPyConnection, run_id: str, out: Path) -> list[Path]:
     q = con.sql(
         "SELECT * FROM quarantine WHERE run_id = ? AND fixmedins_code IS NOT NULL AND row_number IS NOT NULL "
         "ORDER BY file, row_number",
         params=[run_id],
     ).pl()
-    files = con.sql(
-        "SELECT file, table_name, fixmedins_code, rule, value FROM quarantine WHERE run_id = ? AND row_number IS NULL",
-        params=[run_id],
-    ).pl()
+    files = con.sql(WHOLE_FILES_NOT_YET_SENT, params=[run_id, run_id, run_id]).pl()
     written = []
     folder = out / "quarantine"
     codes = sorted(c for c in set(q["fixmedins_code"]) | set(files["fixmedins_code"].drop_nulls()) if file_stem(c))
