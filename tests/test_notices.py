@@ -16,11 +16,13 @@ from pipelines.notices.compose import NoticeInputs, compose, yuan_zh
 from pipelines.notices.config import load
 
 
-def evidence(rows: list[tuple[str, str, str, int]]) -> pl.DataFrame:
+def evidence(rows: list[tuple]) -> pl.DataFrame:
+    """(source, source_name, setl_id, fen[, kind]) per line; kind (the rule or detector) defaults to the source."""
     return pl.DataFrame(
         {
             "source": [r[0] for r in rows],
             "source_name": [r[1] for r in rows],
+            "kind": [r[4] if len(r) > 4 else r[0] for r in rows],
             "setl_id": [r[2] for r in rows],
             "occurred_on": [date(2026, 10, 1 + i % 28) for i in range(len(rows))],
             "fen": [r[3] for r in rows],
@@ -89,6 +91,41 @@ def test_handling_follows_the_discretion_tiers(fen, penalty, referred, suspend):
 def test_fraud_like_findings_are_referred_whatever_the_amount():
     c = compose(inputs(evidence([("TRACE_CODE_REUSE", "药品追溯码重复结算", "S1", 100)])), load())
     assert c["referred"] and "药品追溯码重复结算" in c["referral_reason"]
+
+
+def test_each_violation_type_the_inspectors_confirmed_is_a_fact_of_its_own():
+    """Visits confirmed on site all come from the audit outcomes (source AUDIT); the facts table must list each
+    violation type with its own visits and amount, as the appendix does, not all of them under the first."""
+    ev = evidence(
+        [
+            ("AUDIT", "过度诊疗", "S1", 500, None),
+            ("AUDIT", "分解住院", "S2", 300, "SPLIT_ADMISSION"),
+            ("AUDIT", "过度诊疗", "S3", 400, None),
+            ("DUP", "重复收费", "S4", 100),
+        ]
+    )
+    c = compose(inputs(ev), load())
+    assert [(f["name"], f["visits"], f["amount"]) for f in c["facts"]] == [
+        ("过度诊疗", 2, "9.00"),
+        ("分解住院", 1, "3.00"),
+        ("重复收费", 1, "1.00"),
+    ]
+    assert [b["name"] for b in c["basis"]] == ["过度诊疗", "分解住院", "重复收费"]
+    assert not c["referred"]
+
+
+def test_a_confirmed_violation_type_is_cited_under_its_rule_and_referred_when_it_points_to_fraud():
+    from detectors.rules.engine import load_rules
+    from pipelines.notices.evidence import audit_kinds
+
+    cfg = load()
+    kinds = audit_kinds(cfg)
+    assert kinds["分解住院"] == "SPLIT_ADMISSION" and kinds["提前开药"] == "EARLY_REFILL"  # "提前开药(重复开药)"
+    assert kinds["虚构就诊"] == "FREQUENCY" and "过度诊疗" not in kinds
+    known = {r.id for r in load_rules()} | {"FREQUENCY", "HIGH_COST"}
+    assert set(cfg["audit_types"].values()) <= known and set(cfg["referral"]["sources"]) <= known
+    c = compose(inputs(evidence([("AUDIT", "虚构就诊", "S1", 100, "FREQUENCY")])), cfg)
+    assert c["referred"] and c["referral_reason"] == "存在虚构就诊等涉嫌欺诈骗保情形"
 
 
 @pytest.mark.parametrize(
@@ -176,6 +213,13 @@ def test_notice_totals_equal_the_evidence(small_night):
         assert all(Decimal(str(book[no])) == amount for no, amount in lines.items())
         if len(lines) == len(book):
             assert sum(lines.values()) == stated
+            # each fact's visits are the appendix's lines of that 违约情形
+            per_type: dict[str, set[str]] = {}
+            for r in appendix.rows[1:]:
+                per_type.setdefault(r.cells[1].text, set()).add(r.cells[2].text)
+            assert {r.cells[1].text: int(r.cells[2].text) for r in facts.rows[1:]} == {
+                k: len(v) for k, v in per_type.items()
+            }, path.name
         else:
             assert f"全部 {len(book)} 条见《{path.stem}_evidence.xlsx》" in text
             assert min(lines.values()) >= sorted(map(Decimal, map(str, book.values())))[-len(lines)]

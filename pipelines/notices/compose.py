@@ -60,8 +60,8 @@ def yuan_zh(fen: int) -> str:
 @dataclass
 class NoticeInputs:
     institution: dict  # fixmedins_code, fixmedins_name, fixmedins_type, address, legal_rep, agreement_no
-    evidence: pl.DataFrame  # source, source_name, setl_id, occurred_on, fen, reason, basis, clause, established_by,
-    #                         psn_no, psn_name_masked
+    evidence: pl.DataFrame  # source, source_name, kind (the rule or detector for the referral), setl_id,
+    #                         occurred_on, fen, reason, basis, clause, established_by, psn_no, psn_name_masked
     inspectors: list[tuple[str, str]]  # (name, cert_no)
     doc_no: str
     draw_id: str
@@ -84,10 +84,9 @@ def compose(n: NoticeInputs, cfg: dict) -> dict:
     pharmacy = inst.get("fixmedins_type") == "2"
     agreement = doc["agreement_pharmacy"] if pharmacy else doc["agreement_hospital"]
     ev = n.evidence.sort(["source", "occurred_on", "setl_id"])
-    per = (
-        ev.group_by("source", maintain_order=True)
+    per = (  # one fact per rule, and per violation type the inspectors confirmed (source AUDIT)
+        ev.group_by("source", "source_name", maintain_order=True)
         .agg(
-            pl.col("source_name").first(),
             pl.col("setl_id").n_unique().alias("visits"),
             pl.col("fen").sum(),
             pl.col("established_by").unique(maintain_order=True).str.join("、"),
@@ -99,18 +98,17 @@ def compose(n: NoticeInputs, cfg: dict) -> dict:
             .str.join("\n")  # one per line (a line break in Word): an example split at its date's hyphen misreads
             .alias("examples"),
         )
-        .sort(["fen", "source"], descending=[True, False])
+        .sort(["fen", "source", "source_name"], descending=[True, False, False])
     )
     total = int(ev["fen"].sum())
     tier = tier_for(total, cfg)
     penalty = round(total * tier["penalty_rate"])
-    referral_sources = sorted(set(ev["source"]) & set(cfg["referral"]["sources"]))
+    fraud_like = ev.filter(pl.col("kind").is_in(cfg["referral"]["sources"]))["source_name"].unique(maintain_order=True)
     reasons = []
     if total >= round(cfg["referral"]["min_amount"] * 100):
         reasons.append(f"涉及金额达到{cfg['referral']['min_amount']:,.0f}元")
-    if referral_sources:
-        names = per.filter(pl.col("source").is_in(referral_sources))["source_name"].to_list()
-        reasons.append(f"存在{'、'.join(names)}等涉嫌欺诈骗保情形")
+    if not fraud_like.is_empty():
+        reasons.append(f"存在{'、'.join(fraud_like.to_list())}等涉嫌欺诈骗保情形")
     lower = [t["max_amount"] for t in cfg["tier"] if round(t["max_amount"] * 100) < total]
     tier_text = (
         f"{yuan(total)}元, 适用{lower[-1]:,.0f}元以上档"

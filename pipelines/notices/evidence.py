@@ -47,10 +47,23 @@ def load_evidence(con: duckdb.DuckDBPyConnection, run_id: str, codes: list[str],
     ev = con.sql(
         EVIDENCE_SQL.format(outcomes=ref_table(con, "audit_outcomes")), params=[run_id, codes, codes, cycle]
     ).pl()
-    rules = {r.id: (r.basis, r.clause) for r in load_rules()}
+    rules = load_rules()
     doc = cfg["document"]
     return ev.with_columns(
-        basis=pl.col("source").replace_strict({k: v[0] for k, v in rules.items()}, default=doc["default_basis"]),
-        clause=pl.col("source").replace_strict({k: v[1] for k, v in rules.items()}, default=doc["default_clause"]),
+        kind := pl.when(pl.col("source") == "AUDIT")
+        .then(pl.col("source_name").replace_strict(audit_kinds(cfg), default=None, return_dtype=pl.String))
+        .otherwise(pl.col("source"))
+        .alias("kind"),
+        basis=kind.replace_strict({r.id: r.basis for r in rules}, default=doc["default_basis"]),
+        clause=kind.replace_strict({r.id: r.clause for r in rules}, default=doc["default_clause"]),
         psn_name_masked=masked_name("psn_name"),
     ).drop("psn_name")
+
+
+def audit_kinds(cfg: dict) -> dict[str, str]:
+    """Inspector's violation type -> the rule or detector it is a case of: a rule's name, with or without its
+    parenthesis ("提前开药(重复开药)", "提前开药"), or an entry of notice.toml's [audit_types]."""
+    kinds = {}
+    for r in load_rules():
+        kinds[r.name] = kinds[r.name.split("(")[0]] = r.id
+    return {**kinds, **cfg.get("audit_types", {})}
