@@ -207,3 +207,21 @@ def test_the_intake_paragraph_counts_the_fee_lines_still_waiting_for_their_settl
     found = re.search(r"另有 ([\d,]+) 行费用明细（(\d+) 家机构）仍在等待其结算记录", html)
     assert found and int(found[1].replace(",", "")) == files["waiting_lines_still"]
     assert int(found[2]) == files["waiting_institutions"] > 0
+
+
+def test_the_detector_mix_puts_no_amount_on_the_models_findings(small_night):
+    """The isolation forest flags a visit as a whole and estimates nothing; "0.00 元" beside it would tell a
+    manager that nothing is at stake. Rules and statistics keep their amounts."""
+    _, _, out = small_night
+    html = (out / "report.html").read_text(encoding="utf-8")
+    section = html[html.index('<section id="mix">') :]
+    section = section[: section.index("</section>")]
+    rows = {
+        cells[0]: cells
+        for cells in (re.findall(r"<td[^>]*>(.*?)</td>", row) for row in re.findall(r"<tr>(.*?)</tr>", section, re.S))
+        if cells
+    }
+    models = [r for r in rows.values() if r[1] == "模型"]
+    assert models and all(r[4] == "—" for r in models)
+    assert "不计算涉及金额" in section
+    assert all(re.fullmatch(r"[\d,]+\.\d\d", r[4]) for r in rows.values() if r[1] != "模型")

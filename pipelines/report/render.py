@@ -144,7 +144,11 @@ def context(d: ReportData, summary: dict) -> dict:
             }
             for r in d.top.iter_rows(named=True)
         ],
-        "mix": [{**r, "amount": _money(r["amount"])} for r in d.mix.iter_rows(named=True)],
+        # a model judges the visit as a whole and puts no amount on it: "0.00" would read as nothing at stake
+        "mix": [
+            {**r, "amount": "—" if r["kind"] == "模型" else _money(r["amount"])} for r in d.mix.iter_rows(named=True)
+        ],
+        "mix_has_model": "模型" in d.mix["kind"].to_list(),
         "regions": [{**r, "amount": _money(r["amount"])} for r in d.regions.iter_rows(named=True)],
         "complaint_rule": _complaint_rule(),
         "complaints": [
