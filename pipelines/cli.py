@@ -202,6 +202,8 @@ def _print_summary(s: dict, out: Path, db: Path) -> None:
             f"  notices:   {counted(nt['notices'], 'draft breach notice')} in notices/ ({nt['pdf']} as PDF), "
             f"{counted(nt['without_findings'], 'selected institution')} without established breaches"
         )
+        if referred := nt.get("referred"):
+            print(f"             proposed for referral (移交) to the supervising department: {', '.join(referred)}")
         if nt.get("pdf_note"):
             print(f"             {nt['pdf_note']}")
     if cs := s.get("cases"):

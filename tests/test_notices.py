@@ -228,6 +228,21 @@ def test_notice_totals_equal_the_evidence(small_night):
         assert all(re.fullmatch(r".\*", n) or n == "" for n in names)
 
 
+def test_a_notice_proposing_referral_says_so_in_the_summary_and_in_its_case(small_night):
+    """The analyst deciding a case (初审) must see that its notice proposes to refer it on (移交), and why."""
+    import duckdb
+
+    db, summary, out = small_night
+    proposed = {p.stem for p in (out / "notices").glob("*.docx") if "本案拟移交" in docx_text(p)}
+    assert proposed, "the small inbox holds a fraud-like finding (药品追溯码重复结算)"
+    assert set(summary["notices"]["referred"]) == proposed
+    con = duckdb.connect(str(db), read_only=True)
+    titles = dict(con.execute("SELECT fixmedins_code, title FROM cases WHERE kind = 'finding'").fetchall())
+    con.close()
+    assert {code for code, title in titles.items() if "拟移交" in title} == proposed
+    assert all("涉嫌欺诈骗保" in titles[code] for code in proposed)
+
+
 def test_selected_institution_without_breaches_gets_no_notice(small_night):
     _, summary, out = small_night
     listed = pl.read_csv(out / "sampling_list.csv", infer_schema=False)

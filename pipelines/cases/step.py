@@ -77,7 +77,8 @@ def open_cases(
             case_id,
             "finding",
             code,
-            f"违约通知 {n['doc_no']}",
+            # the analyst deciding the case must see that the notice proposes to refer it on (移交), and why
+            f"违约通知 {n['doc_no']}" + (f"，拟移交（{n['referral']}）" if n.get("referral") else ""),
             n["doc_no"],
             draw_id,
             n["total"],

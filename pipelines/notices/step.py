@@ -79,7 +79,7 @@ def run_notices(
     say: Callable[[str], None] = lambda _: None,
 ) -> dict:
     if draw_id is None:  # nothing was drawn tonight (an empty window): nobody to write to
-        return {"notices": 0, "pdf": 0, "without_findings": 0, "totals": {}, "issued": {}}
+        return {"notices": 0, "pdf": 0, "without_findings": 0, "totals": {}, "referred": [], "issued": {}}
     cfg = load_config()
     targets = con.sql(
         "SELECT rank, fixmedins_code, selection_reason, selection_detail, inspection_group FROM draw_targets "
@@ -145,7 +145,12 @@ def run_notices(
                     run_id=pl.lit(run_id),
                 ),
             )
-            issued[code] = {"doc_no": ctx["doc_no"], "total": ctx["total_fen"] / 100, "date": n.draft_date.isoformat()}
+            issued[code] = {
+                "doc_no": ctx["doc_no"],
+                "total": ctx["total_fen"] / 100,
+                "date": n.draft_date.isoformat(),
+                "referral": ctx["referral_reason"] if ctx["referred"] else None,
+            }
     finally:
         say(f"waiting for LibreOffice to turn {len(written)} notices into PDF")
         pdfs, pdf_note = finish_pdf()
@@ -156,5 +161,6 @@ def run_notices(
         "without_findings": len(codes) - len(written) - len(skipped),
         **({"skipped_unsafe_codes": skipped} if skipped else {}),
         "totals": totals,
+        "referred": sorted(code for code, i in issued.items() if i["referral"]),  # 拟移交 the supervising department
         "issued": issued,
     }
