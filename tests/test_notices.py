@@ -112,6 +112,8 @@ def test_each_violation_type_the_inspectors_confirmed_is_a_fact_of_its_own():
     ]
     assert [b["name"] for b in c["basis"]] == ["过度诊疗", "分解住院", "重复收费"]
     assert not c["referred"]
+    # the appendix and the workbook list one type's lines together
+    assert [e["name"] for e in c["evidence"]] == ["分解住院", "过度诊疗", "过度诊疗", "重复收费"]
 
 
 def test_a_confirmed_violation_type_is_cited_under_its_rule_and_referred_when_it_points_to_fraud():

@@ -83,7 +83,7 @@ def compose(n: NoticeInputs, cfg: dict) -> dict:
     inst = n.institution
     pharmacy = inst.get("fixmedins_type") == "2"
     agreement = doc["agreement_pharmacy"] if pharmacy else doc["agreement_hospital"]
-    ev = n.evidence.sort(["source", "occurred_on", "setl_id"])
+    ev = n.evidence.sort(["source", "source_name", "occurred_on", "setl_id"])  # one 违约情形's lines together
     per = (  # one fact per rule, and per violation type the inspectors confirmed (source AUDIT)
         ev.group_by("source", "source_name", maintain_order=True)
         .agg(
