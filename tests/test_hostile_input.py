@@ -76,6 +76,30 @@ def test_truncated_and_oddly_encoded_files(tmp_path_factory, cut, encoding):
     assert summary["rows"]["setl"]["loaded"] <= 1 + 8
 
 
+@pytest.mark.parametrize("bom", [b"", b"\xef\xbb\xbf"])
+def test_a_file_in_neither_encoding_is_refused_naming_the_line_to_look_at(tmp_path, bom):
+    """One stray byte (a name typed in another code page) refuses the file; the institution must be able to find
+    it, which a byte offset alone does not let it do."""
+    lines = csv_bytes([setl_row(setl_id=f"E{i}", mdtrt_id=f"ME{i}") for i in range(4)]).split(b"\n")
+    lines[3] = lines[3].replace("王伟".encode(), b"\x80\xff")  # the third visit, line 4 of the file
+    data = bom + b"\n".join(lines)
+    name = "H13030200001_20261023_setl.csv"
+    summary, _ = night(tmp_path, {name: data})
+    reason = {r["file"]: r["reason"] for r in summary["files"]["rejected"]}[name]
+    at = data.index(b"\x80\xff")
+    assert reason == (
+        f"unreadable: starts with a UTF-8 BOM but is not UTF-8 (line 4, byte {at})"
+        if bom
+        else f"unreadable: neither UTF-8 nor GB18030 text: it reads as UTF-8 up to line 4, byte {at}, which is not "
+        "UTF-8"
+    )
+    # a GB18030 file with the stray byte: where GB18030 stops
+    gbk = b"\n".join(line.decode("utf-8").encode("gb18030") for line in lines[:3]) + b"\n\xff\xff\n"
+    summary, _ = night(tmp_path, {name: gbk})
+    reason = {r["file"]: r["reason"] for r in summary["files"]["rejected"]}[name]
+    assert reason.endswith(f"it reads as GB18030 up to line 4, byte {len(gbk) - 3}, which is not GB18030"), reason
+
+
 FORMULAS = ["=1+1", "+cmd|' /C calc'!A0", "-2+3", "@SUM(A1)", '\t=HYPERLINK("x")', "=IMPORTXML(1)"]
 
 

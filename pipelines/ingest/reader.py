@@ -40,17 +40,28 @@ def decode(data: bytes) -> tuple[str, str]:
         try:
             return data[3:].decode("utf-8"), "utf-8-sig"
         except UnicodeDecodeError as e:
-            raise FileRejected("unreadable", f"starts with a UTF-8 BOM but is not UTF-8 (byte {e.start})") from None
+            where = _where(data, e.start + 3)
+            raise FileRejected("unreadable", f"starts with a UTF-8 BOM but is not UTF-8 ({where})") from None
     try:
         return data.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        pass
+    except UnicodeDecodeError as e:
+        utf8_stops = e.start
     try:
         return data.decode("gb18030"), "gb18030"
     except UnicodeDecodeError as e:
+        # the encoding that reads further is the file's, and where it stops is the byte to correct: a UTF-8 file
+        # with one stray byte stops GB18030 at its first Chinese character, which is not where the fault is
+        enc, at = ("UTF-8", utf8_stops) if utf8_stops >= e.start else ("GB18030", e.start)
         raise FileRejected(
-            "unreadable", f"neither UTF-8 nor GB18030 text (undecodable byte at offset {e.start})"
+            "unreadable",
+            f"neither UTF-8 nor GB18030 text: it reads as {enc} up to {_where(data, at)}, which is not {enc}",
         ) from None
+
+
+def _where(data: bytes, offset: int) -> str:
+    """A byte offset as the line a text editor shows it on (what an institution can find), and the offset."""
+    line = data.count(b"\n", 0, offset) + 1
+    return f"line {line}, byte {offset}"
 
 
 def first_malformed_row(text: str) -> str | None:
