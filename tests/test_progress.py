@@ -107,3 +107,20 @@ def test_the_prefect_summary_says_how_an_amended_draw_changed_its_groups():
     assert "| **上传滞后的机构** | H1(滞后12天) |" in md
     summary["draw"] = {"cycle": "2026-12", "draw_id": None, "status": "none"}
     assert "| 抽检 2026-12 | 本晚未抽取: 审核窗口内没有就诊, 也没有待查的举报; " in summary_markdown(summary)
+
+
+def test_the_prefect_summary_names_the_notices_proposed_for_referral():
+    from pipelines.flows.artifacts import summary_markdown
+
+    summary = {
+        "run_id": "r",
+        "as_of": "2026-12-05",
+        "timings_s": {"ingest": 1.0},
+        "files": {"seen": 1, "loaded": 1, "unchanged": 0, "rejected": []},
+        "rows": {},
+        "outputs": {"folder": "out"},
+        "notices": {"notices": 3, "pdf": 3, "referred": ["H13030200004", "P13030200002"]},
+    }
+    assert "| 拟移交(涉嫌欺诈骗保或金额达标) | H13030200004, P13030200002 |" in summary_markdown(summary)
+    summary["notices"]["referred"] = []
+    assert "拟移交" not in summary_markdown(summary)
