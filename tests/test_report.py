@@ -225,3 +225,12 @@ def test_the_detector_mix_puts_no_amount_on_the_models_findings(small_night):
     assert models and all(r[4] == "—" for r in models)
     assert "不计算涉及金额" in section
     assert all(re.fullmatch(r"[\d,]+\.\d\d", r[4]) for r in rows.values() if r[1] != "模型")
+
+
+def test_the_headline_counts_the_notices_proposed_for_referral(small_night):
+    _, summary, out = small_night
+    html = (out / "report.html").read_text(encoding="utf-8")
+    referred = summary["notices"]["referred"]
+    assert referred, "the small inbox holds a fraud-like finding (药品追溯码重复结算)"
+    card = re.search(r"<b>\s*(\d+)\s*</b>\s*<span>其中拟移交</span>", html)
+    assert card and int(card.group(1)) == len(referred)

@@ -96,6 +96,8 @@ def context(d: ReportData, summary: dict) -> dict:
         {"label": "本期抽检机构", "value": f"{draw.get('targets', 0)}"},
         {"label": "违约通知书(草稿)", "value": f"{notices.get('notices', 0)}"},
     ]
+    if referred := notices.get("referred"):  # cases the bureau is about to hand to the supervising department
+        cards.append({"label": "其中拟移交", "value": f"{len(referred)}", "alert": True})
     if outcomes.get("institutions_estimated"):
         cards.append(
             {"label": "推算多支付下限(元)", "value": _money(outcomes["estimated_overpayment_lower"]), "alert": True}
