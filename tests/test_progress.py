@@ -76,17 +76,24 @@ def test_padded_lines_up_chinese_and_latin_text_by_terminal_columns():
     assert padded("超过十个字符宽的文字", 4) == "超过十个字符宽的文字"  # never cut
 
 
-def test_the_prefect_summary_says_how_an_amended_draw_changed_its_groups():
-    from pipelines.flows.artifacts import summary_markdown
-
-    summary = {
+def _night_summary(**parts) -> dict:
+    """The least a night's summary holds, with `parts` (draw, notices …) added."""
+    return {
         "run_id": "r",
         "as_of": "2026-12-05",
         "timings_s": {"ingest": 1.0},
         "files": {"seen": 1, "loaded": 1, "unchanged": 0, "rejected": []},
         "rows": {},
         "outputs": {"folder": "out"},
-        "draw": {
+        **parts,
+    }
+
+
+def test_the_prefect_summary_says_how_an_amended_draw_changed_its_groups():
+    from pipelines.flows.artifacts import summary_markdown
+
+    summary = _night_summary(
+        draw={
             "draw_id": "2026-12-v2",
             "status": "amended",
             "targets": 13,
@@ -95,7 +102,7 @@ def test_the_prefect_summary_says_how_an_amended_draw_changed_its_groups():
             "refilled": {3: ["JC007"], 4: []},
             "regrouped": {"H13030200001": 1, "H13030200009": None},
         },
-    }
+    )
     md = summary_markdown(summary)
     assert "本周期抽取已调整" in md
     assert "| 检查组调整(回避、人员变动) | 第3组补抽 JC007; 第4组撤销; H13030200001 改派第1组 |" in md
@@ -112,15 +119,7 @@ def test_the_prefect_summary_says_how_an_amended_draw_changed_its_groups():
 def test_the_prefect_summary_names_the_notices_proposed_for_referral():
     from pipelines.flows.artifacts import summary_markdown
 
-    summary = {
-        "run_id": "r",
-        "as_of": "2026-12-05",
-        "timings_s": {"ingest": 1.0},
-        "files": {"seen": 1, "loaded": 1, "unchanged": 0, "rejected": []},
-        "rows": {},
-        "outputs": {"folder": "out"},
-        "notices": {"notices": 3, "pdf": 3, "referred": ["H13030200004", "P13030200002"]},
-    }
+    summary = _night_summary(notices={"notices": 3, "pdf": 3, "referred": ["H13030200004", "P13030200002"]})
     assert "| 拟移交(涉嫌欺诈骗保或金额达标) | H13030200004, P13030200002 |" in summary_markdown(summary)
     summary["notices"]["referred"] = []
     assert "拟移交" not in summary_markdown(summary)
