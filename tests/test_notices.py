@@ -121,9 +121,10 @@ def test_a_confirmed_violation_type_is_cited_under_its_rule_and_referred_when_it
     from pipelines.notices.evidence import audit_kinds
 
     cfg = load()
-    kinds = audit_kinds(cfg)
+    kinds = audit_kinds(cfg, load_rules())
     assert kinds["分解住院"] == "SPLIT_ADMISSION" and kinds["提前开药"] == "EARLY_REFILL"  # "提前开药(重复开药)"
     assert kinds["虚构就诊"] == "FREQUENCY" and "过度诊疗" not in kinds
+    assert kinds["重复收费"] == "DUP_SAME_ITEM" and kinds["重复收费(项目内涵)"] == "DUP_PAIR"
     known = {r.id for r in load_rules()} | {"FREQUENCY", "HIGH_COST"}
     assert set(cfg["audit_types"].values()) <= known and set(cfg["referral"]["sources"]) <= known
     c = compose(inputs(evidence([("AUDIT", "虚构就诊", "S1", 100, "FREQUENCY")])), cfg)

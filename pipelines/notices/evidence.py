@@ -8,7 +8,7 @@ from __future__ import annotations
 import duckdb
 import polars as pl
 
-from detectors.rules.engine import load_rules
+from detectors.rules.engine import Rule, load_rules
 from pipelines.outputs.safe_text import masked_name
 from pipelines.warehouse.schema import ref_table
 
@@ -51,7 +51,7 @@ def load_evidence(con: duckdb.DuckDBPyConnection, run_id: str, codes: list[str],
     doc = cfg["document"]
     return ev.with_columns(
         kind := pl.when(pl.col("source") == "AUDIT")
-        .then(pl.col("source_name").replace_strict(audit_kinds(cfg), default=None, return_dtype=pl.String))
+        .then(pl.col("source_name").replace_strict(audit_kinds(cfg, rules), default=None, return_dtype=pl.String))
         .otherwise(pl.col("source"))
         .alias("kind"),
         basis=kind.replace_strict({r.id: r.basis for r in rules}, default=doc["default_basis"]),
@@ -60,10 +60,10 @@ def load_evidence(con: duckdb.DuckDBPyConnection, run_id: str, codes: list[str],
     ).drop("psn_name")
 
 
-def audit_kinds(cfg: dict) -> dict[str, str]:
+def audit_kinds(cfg: dict, rules: list[Rule]) -> dict[str, str]:
     """Inspector's violation type -> the rule or detector it is a case of: a rule's name, with or without its
     parenthesis ("提前开药(重复开药)", "提前开药"), or an entry of notice.toml's [audit_types]."""
-    kinds = {}
-    for r in load_rules():
-        kinds[r.name] = kinds[r.name.split("(")[0]] = r.id
+    kinds = {r.name: r.id for r in rules}
+    for r in rules:  # "重复收费" is DUP_SAME_ITEM's own name, not DUP_PAIR's "重复收费(项目内涵)" shortened
+        kinds.setdefault(r.name.split("(")[0], r.id)
     return {**kinds, **cfg.get("audit_types", {})}
