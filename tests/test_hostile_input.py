@@ -208,6 +208,27 @@ def test_a_title_row_above_the_header_is_named_in_the_refusal(tmp_path, suffix):
     )
 
 
+def test_a_workbook_with_its_data_on_another_sheet_says_only_the_first_is_read(tmp_path):
+    import openpyxl
+
+    row = setl_row(setl_id="W1", mdtrt_id="MW1")
+    wb = openpyxl.Workbook()
+    wb.active.title = "填报说明"
+    wb.active.append(["结算ID"])  # a cover sheet that happens to name one column: the others are missing
+    data = wb.create_sheet("结算数据")
+    data.append(list(row))
+    data.append([str(v) for v in row.values()])
+    buf = io.BytesIO()
+    wb.save(buf)
+    name = "H13030200001_20261024_setl.xlsx"
+    summary, _ = night(tmp_path, {name: buf.getvalue()})
+    reason = {r["file"]: r["reason"] for r in summary["files"]["rejected"]}[name]
+    assert reason.startswith("missing_column: required column missing: mdtrt_id(就诊ID), ")
+    assert reason.endswith(
+        "(only the first sheet, '填报说明', is read: move the data there; the workbook also has '结算数据')"
+    )
+
+
 def test_hostile_column_names_and_values_never_reach_sql_text(tmp_path):
     evil = 'x"); DROP TABLE setl; --'
     row = {**setl_row(setl_id="Q'1", mdtrt_id='M"1', psn_name="'; DELETE FROM fee; --"), evil: "1); DROP TABLE fee;--"}

@@ -13,6 +13,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+import fastexcel
 import numpy as np
 import polars as pl
 
@@ -261,13 +262,29 @@ def read_upload(path: Path, table: Table, ext: str, fi: int = 0) -> RawFile:
     if ext == "csv":
         frame, _ = _read_csv(path, table)
     elif ext == "xlsx":
-        frame = _read_xlsx(path)
-        if (typed := _typed_xlsx(path)) is not None:
-            _check_digits_kept(typed, table, doubles=True)
+        try:
+            frame = _read_xlsx(path)
+            if (typed := _typed_xlsx(path)) is not None:
+                _check_digits_kept(typed, table, doubles=True)
+            return canonical(_as_text(frame), table, *numbered(frame, fi))
+        except FileRejected as e:
+            if e.rule != "missing_column" or not (others := _other_sheets(path)):
+                raise
+            raise FileRejected(e.rule, f"{e.message} ({others})") from None
     else:
         frame = _read_parquet(path)
         _check_digits_kept(frame, table, doubles=False)
     return canonical(_as_text(frame), table, *numbered(frame, fi))
+
+
+def _other_sheets(path: Path) -> str:
+    """What to add to a workbook's missing columns when it has more than one sheet: only the first is read
+    (SPEC §1), and an export with a cover or notes sheet first puts the data on another."""
+    names = fastexcel.read_excel(path).sheet_names
+    if len(names) < 2:
+        return ""
+    shown = ", ".join(repr(n) for n in names[1:4]) + (", …" if len(names) > 4 else "")
+    return f"only the first sheet, {names[0]!r}, is read: move the data there; the workbook also has {shown}"
 
 
 def _plain_csv(path: Path) -> tuple[str, memoryview, int, str] | None:
