@@ -133,7 +133,8 @@ def run(visits: pl.DataFrame, cfg: dict) -> pl.DataFrame:
             pl.format(
                 "孤立森林模型判定异常(高于{}%的就诊), 主要偏离: {}约为同组中位数的{}倍",
                 # floored and capped: a visit is among the window it is ranked in, so never above 100% of it
-                ((pl.col("_pct") * 1000).floor().clip(upper_bound=999) / 10),
+                # and rounded after the division: 998 / 10 is 99.80000000000001 in binary
+                ((pl.col("_pct") * 1000).floor().clip(upper_bound=999) / 10).round(1),
                 pl.col("_name"),
                 pl.col("_ratio").round(1),
             ).alias("reason"),

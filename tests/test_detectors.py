@@ -168,3 +168,19 @@ def test_isolation_findings_rank_the_visit_within_its_window_and_name_the_featur
     # the most anomalous visit of its window is above 99.9% of it, never "above 100%" of a window it is in
     assert found["reason"][0].startswith("孤立森林模型判定异常(高于99.9%的就诊), 主要偏离: "), found["reason"][0]
     assert not found["reason"].str.contains("高于100").any()
+
+
+def test_isolation_reasons_give_the_share_with_one_decimal():
+    """998 / 10 is 99.80000000000001 in binary; the reason must read 99.8%."""
+    import copy
+
+    from detectors.config import load
+    from detectors.isolation import run
+
+    cfg = copy.deepcopy(load())
+    cfg["isolation"]["contamination"] = 0.03  # some thirty findings, from 97% up
+    rng = np.random.default_rng(5)
+    found = run(_visits(1000, rng, n_lines=rng.integers(3, 8, 1000)), cfg)
+    shares = found["reason"].str.extract(r"高于([^%]+)%")
+    assert shares.n_unique() > 10 and "99.8" in shares.to_list(), shares.unique().to_list()
+    assert shares.str.contains(r"^\d{2}\.\d$").all(), shares.filter(~shares.str.contains(r"^\d{2}\.\d$")).to_list()
