@@ -6,7 +6,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from pipelines.targeting.claim_sample import CERTAINTY, draw_claim_sample, frame_sha256
+from pipelines.targeting.claim_sample import CERTAINTY, COMPLAINT, draw_claim_sample, frame_sha256
 from pipelines.targeting.config import load
 from pipelines.targeting.estimate import confirmation_rates, stratified_total
 
@@ -38,6 +38,27 @@ def test_sample_has_certainty_stratum_weights_and_spares():
         assert 1 <= part.height <= max(1, int(np.ceil(0.2 * n_h)))
     assert 0.10 * main.height <= spares.height <= 0.20 * main.height + main["stratum"].n_unique()
     assert s["setl_id"].is_unique().all()
+
+
+@pytest.mark.parametrize("named", [5, 50])
+def test_the_visits_of_a_person_a_complaint_names_are_pulled_besides_the_sample(named):
+    """All of them up to `complaint_visits` (weight 1), else a random share with its weight; the sample of the
+    institution's other visits keeps its size and still recovers their number."""
+    cfg = load()["claim_sample"]
+    f = frame().with_columns(
+        result_class=pl.when(pl.int_range(pl.len()) < named).then(pl.lit(COMPLAINT)).otherwise("result_class")
+    )
+    s = draw_claim_sample(f, cfg, np.random.default_rng(1))
+    main = s.filter(pl.col("role") == "抽样")
+    pulled = main.filter(pl.col("stratum") == COMPLAINT)
+    assert pulled.height == min(named, cfg["complaint_visits"])
+    assert set(pulled["setl_id"]) <= set(f.head(named)["setl_id"])
+    assert pulled["weight"].to_list() == [named / pulled.height] * pulled.height
+    others = main.filter(pl.col("stratum") != COMPLAINT)
+    assert others.height == cfg["size"] and not set(others["setl_id"]) & set(f.head(named)["setl_id"])
+    assert others["weight"].sum() == pytest.approx(f.height - named)
+    spares = s.filter((pl.col("role") == "备用") & (pl.col("stratum") == COMPLAINT))
+    assert spares.height == (0 if named <= cfg["complaint_visits"] else 3)  # 15% of 20
 
 
 def test_same_seed_same_sample_and_small_institutions_are_taken_whole():

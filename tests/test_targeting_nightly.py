@@ -101,8 +101,8 @@ def test_sampling_workbook_is_usable(small_night):
 
 def test_a_setting_this_version_no_longer_has_does_not_redraw_the_cycle(small_night, tmp_path):
     """Upgrading claimwatch mid-cycle keeps the cycle's draw when the only difference in its parameters is a
-    setting the new version dropped (targeting.toml's complaint_days went to cases.toml); a changed setting
-    still makes a new draw."""
+    setting the new version dropped (targeting.toml's complaint_days went to cases.toml) or added; a changed
+    setting still makes a new draw."""
     import json
     import shutil
 
@@ -111,13 +111,20 @@ def test_a_setting_this_version_no_longer_has_does_not_redraw_the_cycle(small_ni
     db, summary, _ = small_night
     as_of = date.fromisoformat(summary["as_of"])
     draw_id = summary["draw"]["draw_id"]
-    for extra, expected in (({"complaint_days": 30}, "reused"), ({"complaint_days": 30, "hospitals": 99}, "new")):
-        copy = tmp_path / f"{expected}.duckdb"
+    cases = (
+        ({"complaint_days": 30}, "reused", "dropped"),
+        ({}, "reused", "added since"),  # claim_sample.complaint_visits, which the older version did not have
+        ({"complaint_days": 30, "hospitals": 99}, "new", "changed"),
+    )
+    for extra, expected, what in cases:
+        copy = tmp_path / f"{what}.duckdb"
         shutil.copy(db, copy)
         con = duckdb.connect(str(copy))
         (params,) = con.execute("SELECT params FROM draws WHERE draw_id = ?", [draw_id]).fetchall()[0]
         older = json.loads(params)
         older["selection"] |= extra
+        if what == "added since":
+            del older["claim_sample"]["complaint_visits"]
         con.execute(
             "UPDATE draws SET params = ?, params_sha256 = 'made-by-an-older-version' WHERE draw_id = ?",
             [json.dumps(older, ensure_ascii=False), draw_id],
@@ -334,3 +341,32 @@ def test_a_night_with_nothing_to_draw_records_no_draw_and_a_draw_made_without_in
     assert f"{after['fixmedins_code'][0]}: unassigned -> group " in v.stdout
     r = cli("nightly", "--inbox", str(inbox_copy), "--db", db, "--out", str(tmp_path / "o3"), "--as-of", as_of)
     assert "draw:      2026-10-v2 (reused" in r.stdout
+
+
+def test_the_visits_of_a_person_a_complaint_names_are_on_the_inspectors_list(inbox_copy, tmp_path):
+    """A complaint naming a person (psn_no) at an institution: the inspectors pull that person's visits there,
+    every one of them in the window (here fewer than claim_sample.complaint_visits), besides the sample."""
+    path = inbox_copy / "reference" / "complaints.csv"
+    complaints = pl.read_csv(path, infer_schema=False)
+    code = complaints.sort("received_date")["fixmedins_code"][-1]  # the latest complaint: open on the night
+    uploads = [pl.read_csv(f, infer_schema=False) for f in (inbox_copy / "uploads").glob(f"{code}_*_setl.csv")]
+    counts = pl.concat([u.select("psn_no") for u in uploads])["psn_no"].value_counts(sort=True)
+    person = counts["psn_no"][0]  # the one with the most visits there
+    complaints.with_columns(
+        psn_no=pl.when(pl.col("fixmedins_code") == code).then(pl.lit(person)).otherwise("psn_no")
+    ).write_csv(path)
+    summary = run_nightly(NightlyParams(inbox_copy, tmp_path / "w.duckdb", tmp_path / "out"))
+    con = duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True)
+    visits = {
+        r[0]
+        for r in con.execute(
+            "SELECT setl_id FROM setl WHERE fixmedins_code = ? AND psn_no = ? AND setl_time >= ?",
+            [code, person, summary["detection"]["window"][0]],
+        ).fetchall()
+    }
+    con.close()
+    samples = pl.read_csv(tmp_path / "out" / "claim_samples.csv", infer_schema=False)
+    named = samples.filter(pl.col("stratum") == "举报涉及人员")
+    assert 1 < len(visits) <= 20 and set(named["setl_id"]) == visits
+    assert (named["fixmedins_code"] == code).all() and (named["role"] == "抽样").all()
+    assert (named["psn_no"] == person).all()

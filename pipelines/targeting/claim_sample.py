@@ -1,10 +1,11 @@
 """The visits to pull on site for one institution: a stratified random sample with inclusion weights.
 
-Strata: a certainty stratum of the largest visits (always pulled, weight 1), then result class
-(明确违规 / 可疑 / 未标记, from the night's findings) × amount band. Each stratum gets its share of
-the sample (at least `min_per_stratum` where it has that many visits), drawn in a random order;
-the next 10–20% in that order are spares, to pull when a record cannot be found. A unit's weight is
-N_h / n_h, so weighted sums of the audited values estimate the institution's totals.
+Strata: the visits of a person an open complaint names (举报涉及人员, pulled in addition to the sample: all of
+them up to `complaint_visits`, else a random share of them), a certainty stratum of the largest visits (always
+pulled, weight 1), then result class (明确违规 / 可疑 / 未标记, from the night's findings) × amount band.
+Each stratum gets its share of the sample (at least `min_per_stratum` where it has that many visits), drawn
+in a random order; the next 10–20% in that order are spares, to pull when a record cannot be found. A unit's
+weight is N_h / n_h, so weighted sums of the audited values estimate the institution's totals.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import polars as pl
 
 CLASSES = ("明确违规", "可疑", "未标记")
 CERTAINTY = "确定性(金额最大)"
+COMPLAINT = "举报涉及人员"  # a result class and its stratum: the visits of a person a complaint names
 SAMPLE_SCHEMA = {
     "setl_id": pl.String,
     "stratum": pl.String,
@@ -63,6 +65,8 @@ def _largest_remainder(total: int, weights: list[float], caps: list[int], floor:
 def stratify(frame: pl.DataFrame, cfg: dict) -> pl.DataFrame:
     """`frame` (setl_id, amount, result_class) with a `stratum` column."""
     frame = frame.sort(["amount", "setl_id"], descending=[True, False])
+    named = frame.filter(pl.col("result_class") == COMPLAINT).with_columns(stratum=pl.lit(COMPLAINT))
+    frame = frame.filter(pl.col("result_class") != COMPLAINT)
     certain = frame.head(cfg["certainty"]).with_columns(stratum=pl.lit(CERTAINTY))
     rest = frame.slice(cfg["certainty"])
     bands = int(cfg["amount_bands"])
@@ -77,14 +81,16 @@ def stratify(frame: pl.DataFrame, cfg: dict) -> pl.DataFrame:
         .cast(pl.Int64)
         .map_elements(lambda k: labels[k], return_dtype=pl.String)
     )
-    return pl.concat([certain, rest.drop("_rank", "_n")]).sort("setl_id")
+    return pl.concat([named, certain, rest.drop("_rank", "_n")]).sort("setl_id")
 
 
 def allocate(strata: pl.DataFrame, cfg: dict) -> dict[str, int]:
     """Sample size per stratum; `strata` has stratum, result_class, N and amount (its total)."""
     out = {s: n for s, n in strata.filter(pl.col("stratum") == CERTAINTY).select("stratum", "N").iter_rows()}
-    rest = strata.filter(pl.col("stratum") != CERTAINTY).sort("stratum")
     budget = int(cfg["size"]) - sum(out.values())
+    for (n,) in strata.filter(pl.col("stratum") == COMPLAINT).select("N").iter_rows():  # besides the sample
+        out[COMPLAINT] = min(n, int(cfg["complaint_visits"]))
+    rest = strata.filter(~pl.col("stratum").is_in([CERTAINTY, COMPLAINT])).sort("stratum")
     classes = [c for c in CLASSES if c in rest["result_class"].to_list()]
     class_n = [int(rest.filter(pl.col("result_class") == c)["N"].sum()) for c in classes]
     per_class = _largest_remainder(budget, [float(cfg["class_share"][c]) for c in classes], class_n, [0] * len(classes))

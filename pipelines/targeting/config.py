@@ -36,6 +36,8 @@ def load(overrides: dict[str, Any] | None = None, path: Path = CONFIG_PATH) -> d
         problems.append("selection.random_weighting must be plain or risk")
     if insp["group_size"] < 2:
         problems.append("inspectors.group_size must be at least 2 (two law-enforcement officers on site)")
+    if cs["complaint_visits"] < 0:
+        problems.append("claim_sample.complaint_visits cannot be negative")
     if not 0.10 <= cs["spare_share"] <= 0.20:
         problems.append("claim_sample.spare_share must lie in 0.10..0.20")
     if cs["size"] <= cs["certainty"]:

@@ -17,7 +17,7 @@ from pipelines import __version__
 from pipelines.cases.complaints import open_complaints
 from pipelines.cases.step import follow_up_targets
 from pipelines.detect.window import day_span, window_start
-from pipelines.targeting.claim_sample import draw_claim_sample, frame_sha256
+from pipelines.targeting.claim_sample import COMPLAINT, draw_claim_sample, frame_sha256
 from pipelines.targeting.config import load as load_config
 from pipelines.targeting.cycle import cycle_of, previous_cycle
 from pipelines.targeting.draw import (
@@ -157,18 +157,32 @@ def _store(
         insert_frame(con, "draw_groups", named.with_columns(draw_id=pl.lit(rec.draw_id)))
 
 
+def _named_by_complaints(con: duckdb.DuckDBPyConnection, as_of: date) -> list[str]:
+    """`<fixmedins_code>|<psn_no>` of each person an open complaint names at an institution."""
+    ids = open_complaints(con, as_of)["complaint_id"].to_list()
+    if not ids:
+        return []
+    rows = con.execute(
+        "SELECT DISTINCT fixmedins_code || '|' || psn_no FROM ref_complaints "
+        "WHERE list_contains(?, complaint_id) AND psn_no IS NOT NULL",
+        [ids],
+    ).fetchall()
+    return sorted(r[0] for r in rows)
+
+
 def _sample_claims(con: duckdb.DuckDBPyConnection, rec: DrawRecord, codes: list[str], as_of: date, cfg: dict) -> int:
     days = load_detector_config()["window"]["days"]
     lo, hi = day_span(window_start(as_of, days), as_of)
     frames = con.sql(
-        """SELECT s.fixmedins_code, s.setl_id, CAST(s.medfee_sumamt AS DOUBLE) AS amount,
-                  CASE WHEN bool_or(f.result_type = '明确违规') THEN '明确违规'
+        f"""SELECT s.fixmedins_code, s.setl_id, CAST(s.medfee_sumamt AS DOUBLE) AS amount,
+                  CASE WHEN list_contains(?, s.fixmedins_code || '|' || s.psn_no) THEN '{COMPLAINT}'
+                       WHEN bool_or(f.result_type = '明确违规') THEN '明确违规'
                        WHEN count(f.setl_id) > 0 THEN '可疑' ELSE '未标记' END AS result_class
            FROM setl s LEFT JOIN findings f
              ON f.run_id = ? AND f.fixmedins_code = s.fixmedins_code AND f.setl_id = s.setl_id
            WHERE list_contains(?, s.fixmedins_code) AND s.setl_time >= ? AND s.setl_time < ?
-           GROUP BY ALL ORDER BY s.fixmedins_code, s.setl_id""",
-        params=[rec.run_id, codes, lo, hi],
+           GROUP BY s.fixmedins_code, s.setl_id, s.medfee_sumamt, s.psn_no ORDER BY s.fixmedins_code, s.setl_id""",
+        params=[_named_by_complaints(con, as_of), rec.run_id, codes, lo, hi],
     ).pl()
     parts = []
     for code in sorted(codes):
@@ -207,13 +221,14 @@ def _copy_draw(con: duckdb.DuckDBPyConnection, old: str, new: str) -> None:
 
 
 def _same_params(con: duckdb.DuckDBPyConnection, draw_id: str, params: dict) -> bool:
-    """Whether a draw was made with `params`, settings this version no longer has left aside: they cannot have
-    made the draw differ (`selection.complaint_days` moved to cases.toml), and upgrading claimwatch mid-cycle must
-    not draw the cycle again."""
+    """Whether a draw was made with `params`, settings only one of the two versions has left aside: upgrading
+    claimwatch mid-cycle must not draw the cycle again. One this version no longer has cannot have made the draw
+    differ (`selection.complaint_days` moved to cases.toml); one it added since (`claim_sample.complaint_visits`)
+    applies from the next cycle's draw."""
     (stored,) = con.execute("SELECT params FROM draws WHERE draw_id = ?", [draw_id]).fetchall()[0]
-    old = json.loads(stored)
-    kept = {s: {k: v for k, v in old.get(s, {}).items() if k in now} for s, now in params.items()}
-    return kept == json.loads(json.dumps(params))
+    old, now = json.loads(stored), json.loads(json.dumps(params))
+    shared = {s: set(old.get(s, {})) & set(keys) for s, keys in now.items()}
+    return all({k: old.get(s, {})[k] for k in ks} == {k: now[s][k] for k in ks} for s, ks in shared.items())
 
 
 def run_targeting(
