@@ -60,7 +60,9 @@ def _write(path: Path, f: defects.UploadFile, table: str) -> None:
         path.write_bytes(buf.getvalue().encode(f.encoding))
 
 
-def reference(rng: np.random.Generator, inst: pl.DataFrame, outdir: Path, end: date, labelled_codes: list[str]) -> None:
+def reference(
+    rng: np.random.Generator, inst: pl.DataFrame, outdir: Path, end: date, labelled_codes: list[str], setl: pl.DataFrame
+) -> None:
     outdir.mkdir(parents=True, exist_ok=True)
     inst.write_csv(outdir / "institutions.csv")
     pl.DataFrame(
@@ -106,12 +108,15 @@ def reference(rng: np.random.Generator, inst: pl.DataFrame, outdir: Path, end: d
         }
     ).write_csv(outdir / "conflicts.csv")
     targets = list(rng.choice(labelled_codes, 2, replace=False)) + list(rng.choice(codes, 2, replace=False))
+    # the newest complaint is a patient's own, about the institution where they were seen most (their visits are
+    # pulled on site); the others name no one
+    seen = setl.filter(pl.col("fixmedins_code") == targets[0])["psn_no"].value_counts(sort=True)
     pl.DataFrame(
         {
             "complaint_id": [f"TS2026{k + 1:04d}" for k in range(4)],
             "received_date": [(end - timedelta(days=d)).isoformat() for d in (3, 12, 25, 60)],
             "fixmedins_code": targets,
-            "psn_no": ["", "", "", ""],
+            "psn_no": [seen["psn_no"][0] if seen.height else "", "", "", ""],
             "channel": ["12393热线", "来信", "网络平台", "来访"],
             "summary": ["反映该机构存在虚开检查项目问题", "反映药店以药换物、串换药品", "反映重复收费", "反映挂床住院"],
         }
@@ -173,7 +178,7 @@ def generate(out: Path, seed: int = 7, scale: str = "small", end: date = DEFAULT
     say(f"writing {len(files)} upload files")
     for (code, day, table), f in files.items():
         _write(uploads / (f.name or defects.file_name(code, day, table, f.fmt)), f, table)
-    reference(rng, inst, out / "reference", end, sorted(plan))
+    reference(rng, inst, out / "reference", end, sorted(plan), setl)
 
     truth = truth_dir(out)
     (truth / "next_delivery" / "uploads").mkdir(parents=True)
