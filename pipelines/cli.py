@@ -367,19 +367,16 @@ def cmd_cases(args) -> None:
     run(args)
 
 
-class _Interrupts:
-    """Which stop signal came: Ctrl-C (SIGINT) or SIGTERM, which `timeout`, systemd, cron's supervisors and
-    `docker stop` send. Either ends the run as a failure, so the warehouse and the previous outputs stay as
-    they were and the run's staging copy and work folder are removed (the default SIGTERM would kill the
-    process and leave both behind). DuckDB turns a KeyboardInterrupt raised inside a query into its own
-    `RuntimeError: Query interrupted`, so the handler records the signal for `main` to report it as one."""
+def _stop(signum, frame) -> None:
+    """Ctrl-C (SIGINT), or SIGTERM, which `timeout`, systemd, cron's supervisors and `docker stop` send: either
+    ends the run as a failure, so the warehouse and the previous outputs stay as they were and the run's staging
+    copy and work folder are removed (the default SIGTERM would kill the process and leave both behind). DuckDB
+    turns a KeyboardInterrupt raised inside a query into its own `RuntimeError: Query interrupted`, so the signal
+    is recorded (`session.STOPPED_BY`) for `main` and the failed run's summary to report it as one."""
+    from pipelines.warehouse.session import STOPPED_BY  # imported before this handler was installed
 
-    seen: int | None = None
-
-    @classmethod
-    def handler(cls, signum, frame) -> None:
-        cls.seen = signum
-        raise KeyboardInterrupt(f"stopped by {signal.Signals(signum).name}")  # the failed run's summary says so
+    STOPPED_BY.append(signum)
+    raise KeyboardInterrupt(f"stopped by {signal.Signals(signum).name}")
 
 
 # the signals that stop a run, each with the handler it has when nobody chose another
@@ -393,7 +390,7 @@ def _watch_interrupts() -> None:
     which this thread reads at once; it then interrupts the query of the connection open now (a nightly
     step's, a `cases` or `draws` command's), and the main thread sees the signal. A handler another library
     sets (Prefect's, for SIGTERM, while a flow runs in this process) writes here too: the run stops alike."""
-    from pipelines.warehouse.session import interrupt_current
+    from pipelines.warehouse.session import STOPPED_BY, interrupt_current
 
     r, w = os.pipe()
     os.set_blocking(w, False)
@@ -403,8 +400,8 @@ def _watch_interrupts() -> None:
         while received := os.read(r, 64):  # one byte per signal caught, its number
             stops = [s for s in STOP_SIGNALS if s in received]
             if stops:
-                _Interrupts.seen = _Interrupts.seen or stops[0]
-                interrupt_current(f"stopped by {signal.Signals(stops[0]).name}")
+                STOPPED_BY.append(stops[0])
+                interrupt_current()
 
     threading.Thread(target=watch, name="stop-signals", daemon=True).start()
 
@@ -420,7 +417,9 @@ def _what_was_left() -> str:
 
 
 def _interrupted() -> int:
-    if _Interrupts.seen == signal.SIGTERM:
+    from pipelines.warehouse.session import STOPPED_BY
+
+    if STOPPED_BY[:1] == [signal.SIGTERM]:
         print(f"claimwatch: stopped by SIGTERM; {_what_was_left()}", file=sys.stderr)
         return 128 + signal.SIGTERM
     print(f"claimwatch: interrupted; {_what_was_left()}", file=sys.stderr)
@@ -433,15 +432,17 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     # only where nobody chose otherwise: a shell's background job keeps Ctrl-C ignored, as it should
     caught = [s for s, default in STOP_SIGNALS.items() if signal.getsignal(s) is default]
-    for s in caught:
-        signal.signal(s, _Interrupts.handler)
     if caught:
+        from pipelines.warehouse import session  # noqa: F401  (the handler records into it: loaded first)
+
+        for s in caught:
+            signal.signal(s, _stop)
         _watch_interrupts()
     args = _parser().parse_args(argv)
     from pipelines.cases.commands import CaseError
     from pipelines.nightly import RunInputError
     from pipelines.outputs.publish import OutputsNotPublished
-    from pipelines.warehouse.session import NotAWarehouse, WarehouseBusy
+    from pipelines.warehouse.session import STOPPED_BY, NotAWarehouse, WarehouseBusy
 
     try:
         if isinstance(db := getattr(args, "db", None), Path) and db.is_dir():
@@ -459,7 +460,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"claimwatch: error: {e}", file=sys.stderr)
         return 1
     except Exception as e:
-        if _Interrupts.seen:  # a stop signal DuckDB reported as its own error
+        if STOPPED_BY:  # a stop signal DuckDB reported as its own error
             return _interrupted()
         if isinstance(e, OSError) and e.filename:  # the machine's: a folder that cannot be made, a full disk
             print(f"claimwatch: error: {e.filename}: {e.strerror or e}; {_what_was_left()}", file=sys.stderr)

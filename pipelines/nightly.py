@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import resource
 import secrets
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -274,8 +275,9 @@ def run_nightly(params: NightlyParams, runner: Runner = run_directly, progress: 
     except BaseException as e:
         if ctx is not None:
             discard(ctx.out)
-            # after a stop signal, whatever DuckDB made of it ("Query interrupted", "INTERRUPT Error") is the stop
-            error = f"KeyboardInterrupt: {STOPPED_BY[0]}" if STOPPED_BY else f"{type(e).__name__}: {e}"
+            error = f"{type(e).__name__}: {e}"
+            if STOPPED_BY:  # whatever DuckDB made of the stop signal ("Query interrupted", "INTERRUPT Error") is it
+                error = f"KeyboardInterrupt: stopped by {signal.Signals(STOPPED_BY[0]).name}"
             write_summary(summary_of(ctx, "failed", error), params.out)
         raise
     finally:

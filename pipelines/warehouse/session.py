@@ -48,13 +48,13 @@ def connect_writer(stage: Path) -> duckdb.DuckDBPyConnection:
     return _current(duckdb.connect(str(stage), config={"memory_limit": MEMORY_LIMIT, **ALLOCATOR}))
 
 
-# why the queries were interrupted ("stopped by SIGTERM"): DuckDB's own error for it says only "Interrupted!"
-STOPPED_BY: list[str] = []
+# the stop signals this process received, the first first (recorded by the command line's handler and its
+# watcher thread): what stopped a run, which DuckDB's own error for an interrupted query does not say
+STOPPED_BY: list[int] = []
 
 
-def interrupt_current(why: str) -> None:
+def interrupt_current() -> None:
     """Interrupt whatever query the current connection runs (safe from any thread, and when closed)."""
-    STOPPED_BY.append(why)
     for con in list(_CURRENT):
         with suppress(duckdb.Error):
             con.interrupt()
