@@ -102,11 +102,22 @@ class ContractValidator:
     rows: dict[str, int] = field(default_factory=dict)  # rows validated, per table
     start_s: float = 0.0  # what the first validation waited for GX's import and its context, kept out of `seconds`
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _importing: threading.Thread | None = None
 
     def warm_up(self) -> None:
         """Import GX (about 5 s) on a background thread while the run reads its files; the first validation
         waits for it through Python's import lock if it is not done yet."""
-        threading.Thread(target=_import_gx, name="gx-import", daemon=True).start()
+        self._importing = threading.Thread(target=_import_gx, name="gx-import", daemon=True)
+        self._importing.start()
+
+    def settle(self) -> None:
+        """Wait for the warm-up's import to end. Call it once the run needs GX no more: an import still running
+        on the background thread while the run imports its next libraries can deadlock on Python's module
+        locks (Altair, which GX imports, and scikit-learn both import narwhals.stable, from either end), which
+        happens on a night with nothing to validate, when no check has waited for the import."""
+        if self._importing is not None:
+            self._importing.join()
+            self._importing = None
 
     def _context(self):
         if self._ctx is None:

@@ -110,6 +110,7 @@ def step_ingest(ctx: RunContext) -> None:
             ctx.reference = later
         if ctx.params.as_of is not None:
             _check_as_of(con, ctx.params.as_of)
+    ctx.validator.settle()  # the last step to validate: no import of GX's may overlap detection's
     ctx.as_of = ctx.params.as_of or ctx.ingest.newest_upload or date.today()
 
 

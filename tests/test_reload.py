@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import duckdb
@@ -31,6 +32,36 @@ def test_loading_the_same_inbox_twice_changes_nothing(inbox_copy, tmp_path):
     misnamed = truth.filter(pl.col("rule") == "bad_file_name")["file"].to_list()
     assert [r["file"] for r in second["files"]["rejected"]] == misnamed
     assert all(c["received"] == 0 for c in second["rows"].values())
+
+
+def test_on_a_night_with_nothing_to_validate_gx_is_imported_before_detection_imports_its_libraries(
+    small_night, small_inbox, tmp_path, monkeypatch
+):
+    """GX is imported on a background thread while the run reads its files. When nothing is new, no check waits
+    for that import, and detection's own imports (scikit-learn) ran beside it: both import narwhals.stable, from
+    either end, and Python's module locks deadlocked (_DeadlockError, a failed night). The import ends first."""
+    import data_contracts.gx_validation as gx_validation
+    import pipelines.nightly as nightly
+
+    shutil.copy(small_night[0], tmp_path / "w.duckdb")
+    imported = threading.Event()
+
+    def slow_import() -> None:  # an import slower than a night with nothing to load
+        time.sleep(3)
+        imported.set()
+
+    before_detection: list[bool] = []
+
+    def step_detect(ctx) -> None:
+        before_detection.append(imported.is_set())
+        detect(ctx)
+
+    detect = nightly.step_detect
+    monkeypatch.setattr(gx_validation, "_import_gx", slow_import)
+    monkeypatch.setattr(nightly, "STEPS", [(n, step_detect if n == "detect" else f) for n, f in nightly.STEPS])
+    s = nightly.run_nightly(nightly.NightlyParams(small_inbox, tmp_path / "w.duckdb", tmp_path / "out"))
+    assert s["files"]["loaded"] == 0 and s["reference"]["loaded"] == []
+    assert before_detection == [True]
 
 
 def test_identical_resend_is_unchanged_and_corrected_resend_replaces_rows(inbox_copy, tmp_path):
