@@ -148,6 +148,10 @@ def _print_summary(s: dict, out: Path, db: Path) -> None:
         print(f"  rejected {r['file']}: {r['reason']}")
     if len(f["rejected"]) > 5:
         print(f"  … {counted(len(f['rejected']) - 5, 'more rejected file')} in run_summary.json")
+    for r in (arriving := f.get("in_transfer") or [])[:5]:
+        print(f"  still being transferred, left for the next night: {r['file']} (modified {r['modified']})")
+    if len(arriving) > 5:
+        print(f"  … {counted(len(arriving) - 5, 'more file')} still being transferred in run_summary.json")
     d, c = s.get("detection") or {}, s.get("contract") or {}
     if d:
         print(

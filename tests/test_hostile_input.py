@@ -146,6 +146,26 @@ def test_file_name_tricks_end_in_a_clear_outcome(tmp_path, name, content):
 
 
 @pytest.mark.parametrize(
+    "name",
+    [
+        "H13030200001_20261019_setl.csv.filepart",  # WinSCP, until the transfer ends and it renames the file
+        "H13030200001_20261019_setl.CSV.PART",
+        "~$H13030200001_20261019_setl.xlsx",  # Excel's lock file beside a workbook someone has open
+    ],
+)
+def test_a_file_still_being_transferred_is_left_for_the_next_night_not_refused(tmp_path, name):
+    whole = csv_bytes([setl_row(setl_id="N1", mdtrt_id="MN1")])
+    summary, out = night(tmp_path, {name: whole[: len(whole) // 2]})  # half of it has arrived
+    f = summary["files"]
+    assert f["rejected"] == [] and f["seen"] == 2
+    assert [r["file"] for r in f["in_transfer"]] == [name] and re.fullmatch(
+        r"\d{4}-\d\d-\d\d \d\d:\d\d", f["in_transfer"][0]["modified"]
+    )
+    assert pl.read_csv(out / "quarantine.csv", infer_schema=False).filter(pl.col("file") == name).is_empty()
+    assert not (out / "quarantine").exists(), "nothing is sent back to the institution"
+
+
+@pytest.mark.parametrize(
     "header",
     [
         "setl_id,setl_id,mdtrt_id",  # a duplicated column

@@ -39,6 +39,8 @@ def summary_markdown(s: dict) -> str:
         )
     if gap := data_gap(f.get("newest_upload"), s.get("as_of")):
         lines.append(f"| **数据不全** | 全区最新上传 {f['newest_upload']}, 比数据截至日早 {gap} 天 |")
+    if f.get("in_transfer"):
+        lines.append(f"| 传输未完成(留待下次) | {len(f['in_transfer']):,} 个文件 |")
     if f.get("behind"):
         late = "、".join(f"{r['fixmedins_code']}(滞后{r['days_behind']}天)" for r in f["behind"][:10])
         lines.append(f"| **上传滞后的机构** | {late}{' 等' if len(f['behind']) > 10 else ''} |")

@@ -1,7 +1,8 @@
 """Which uploads a night loads: the new files and corrections of `uploads/`, in rounds (a stem appears once
 per round, so a file and its correction sent the same night load in turn). A file that is not a regular
 file, or whose name breaks the convention, is rejected whole with its reason, in the manifest and the
-quarantine. A file the manifest knows by name, size and modification time is not read again.
+quarantine; one still being transferred (`in_transfer.py`) is left for the next night. A file the manifest
+knows by name, size and modification time is not read again.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import NamedTuple
 import polars as pl
 
 from pipelines.ingest.hashing import HASH_THREADS, HashAhead, list_uploads
+from pipelines.ingest.in_transfer import entry, is_in_transfer, load_marks
 from pipelines.ingest.naming import BadFileName, UploadName, parse
 from pipelines.ingest.result import IngestResult
 
@@ -94,12 +96,16 @@ def plan(
     by_stem: dict[str, list[Incoming]] = {}
     remember: list[tuple[str, str, int]] = []  # unchanged files seen at a new mtime: (name, sha256, mtime_ns)
     to_hash: list[tuple[Path, UploadName, os.stat_result, Seen | None]] = []
+    marks = load_marks()
     for path in list_uploads(uploads):
-        result.seen += 1
         try:
             st = os.lstat(path)  # one call: a link is refused, not followed
         except OSError:
             st = None
+        if is_in_transfer(path.name, marks):
+            result.in_transfer.append(entry(path.name, st))
+            continue
+        result.seen += 1
         if st is None or not stat.S_ISREG(st.st_mode):
             reject_file(con, run_id, result, path.name, "not_a_file", "not a regular file (folder or link): not read")
             continue

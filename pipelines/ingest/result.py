@@ -27,6 +27,7 @@ class IngestResult:
     unchanged: int = 0
     corrected: int = 0
     rejected: list[dict] = field(default_factory=list)
+    in_transfer: list[dict] = field(default_factory=list)  # not uploads yet, left for the next night (in_transfer.py)
     waiting_loaded: int = 0  # fee lines of earlier files loaded tonight, their settlement having come (waiting.py)
     waiting_still: int = 0  # fee lines still waiting for theirs after tonight
     waiting_institutions: int = 0  # whose lines those are
@@ -42,6 +43,7 @@ class IngestResult:
             "unchanged": self.unchanged,
             "corrected": self.corrected,
             "rejected": self.rejected,
+            "in_transfer": self.in_transfer,
             "waiting_lines_loaded": self.waiting_loaded,
             "waiting_lines_still": self.waiting_still,
             "waiting_institutions": self.waiting_institutions,

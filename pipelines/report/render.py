@@ -117,6 +117,7 @@ def context(d: ReportData, summary: dict) -> dict:
             "unchanged": files.get("unchanged", 0),
             "corrected": files.get("corrected", 0),
             "rejected": len(files.get("rejected", [])),
+            "in_transfer": len(files.get("in_transfer", [])),
             "waiting": files.get("waiting_lines_loaded", 0),
             "still_waiting": files.get("waiting_lines_still", 0),
             "waiting_institutions": files.get("waiting_institutions", 0),
