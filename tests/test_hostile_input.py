@@ -165,6 +165,33 @@ def test_a_file_still_being_transferred_is_left_for_the_next_night_not_refused(t
     assert not (out / "quarantine").exists(), "nothing is sent back to the institution"
 
 
+def test_a_file_written_to_while_the_night_reads_it_is_left_for_the_next_night(tmp_path, monkeypatch):
+    import pipelines.ingest.prepare as prepare
+
+    name = "H13030200001_20261016_setl.csv"
+    first, more = setl_row(setl_id="N1", mdtrt_id="MN1"), setl_row(setl_id="N2", mdtrt_id="MN2")
+    inbox = make_inbox(tmp_path / "inbox", {CLEAN_SETL: [setl_row()], name: [first]})
+    read_batch = prepare.read_batch
+
+    def read_while_the_transfer_goes_on(files, table):
+        read = read_batch(files, table)
+        if any(path.name == name for _, path, _ in files):
+            (inbox / "uploads" / name).write_bytes(csv_bytes([first, more]))
+        return read
+
+    monkeypatch.setattr(prepare, "read_batch", read_while_the_transfer_goes_on)
+    s = run(inbox, tmp_path / "w.duckdb", tmp_path / "out1")
+    f = s["files"]
+    assert [r["file"] for r in f["in_transfer"]] == [name] and f["rejected"] == []
+    assert (f["seen"], f["loaded"], s["rows"]["setl"]["received"]) == (1, 1, 1)
+    monkeypatch.undo()
+    s = run(inbox, tmp_path / "w.duckdb", tmp_path / "out2")
+    assert s["files"]["in_transfer"] == [] and s["files"]["loaded"] == 1 and s["rows"]["setl"]["loaded"] == 2
+    con = duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True)
+    assert con.execute("SELECT count(*) FROM manifest WHERE file_name = ?", [name]).fetchall() == [(1,)]
+    con.close()
+
+
 @pytest.mark.parametrize(
     "header",
     [

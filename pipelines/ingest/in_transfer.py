@@ -1,6 +1,7 @@
 """Files in uploads/ that are not uploads yet: a transfer still under way, or the lock file of a workbook
-someone has open (their marks are in `intake.toml`). The night leaves them for the next and lists them, with
-their modification time, so that a transfer that never ended is seen."""
+someone has open (their marks are in `intake.toml`), or a file that changed while the night read it (written
+to under its final name). The night leaves them for the next and lists them, with their modification time,
+so that a transfer that never ended is seen."""
 
 from __future__ import annotations
 

@@ -3,7 +3,8 @@ batches are prepared on worker threads while an earlier one is written (see `loa
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 
 import polars as pl
 
@@ -31,6 +32,7 @@ class Prepared:
     files: list[Incoming]
     rejected: dict  # file index -> the read error that rejected the whole file
     read: list[int]  # indexes of the files that were read
+    changing: dict[int, os.stat_result | None] = field(default_factory=dict)  # files that changed while read
     info: pl.DataFrame | None = None  # per file: _fi, source_file, _fcode, _fday
     batch: pl.DataFrame | None = None  # the rows as uploaded
     typed: pl.DataFrame | None = None
@@ -41,8 +43,9 @@ def prepare(table: Table, files: list[Incoming], known: Known) -> Prepared:
     """Read a batch of files and run the contract over its rows. Touches no database, so later batches
     are prepared on worker threads while an earlier one is written (see `ingest`)."""
     raws, rejected = read_batch([(i, f.path, f.name.ext) for i, f in enumerate(files)], table)
-    read = [i for i in range(len(files)) if i not in rejected]
-    prepared = Prepared(table, files, rejected, read)
+    changing = {i: st for i, f in enumerate(files) if i not in rejected and (st := _changed(f)) is not False}
+    read = [i for i in range(len(files)) if i not in rejected and i not in changing]
+    prepared = Prepared(table, files, rejected, read, changing)
     if not read:
         return prepared
     prepared.info = pl.DataFrame(
@@ -54,7 +57,20 @@ def prepare(table: Table, files: list[Incoming], known: Known) -> Prepared:
         },
         schema={"_fi": pl.Int32, "source_file": pl.String, "_fcode": pl.String, "_fday": pl.Date},
     )
-    prepared.batch = pl.concat([r.frame for r in raws]).join(prepared.info.drop("source_file"), on="_fi", how="left")
+    rows = pl.concat([r.frame for r in raws])
+    if changing:  # what was read of a file that changed meanwhile is only part of it
+        rows = rows.filter(pl.col("_fi").is_in(read))
+    prepared.batch = rows.join(prepared.info.drop("source_file"), on="_fi", how="left")
     checks = upload_row_checks(table, known.institutions, known.catalog)
     prepared.typed, prepared.found = parse_and_check(prepared.batch, table, checks, known.validator)
     return prepared
+
+
+def _changed(f: Incoming) -> os.stat_result | bool | None:
+    """False if the file is as it was planned (and hashed); else its state now (None if it is gone). A file
+    written to under its final name while the night read it is still arriving: what was read is part of it."""
+    try:
+        st = os.stat(f.path)
+    except OSError:
+        return None
+    return False if (st.st_size, st.st_mtime_ns) == (f.size, f.mtime_ns) else st

@@ -10,6 +10,7 @@ import duckdb
 import polars as pl
 
 from data_contracts.contract import Table, rule_specs
+from pipelines.ingest.in_transfer import entry
 from pipelines.ingest.judge import KEY_ORDER, judge, rows_in, without
 from pipelines.ingest.plan import reject_file
 from pipelines.ingest.prepare import Prepared
@@ -83,6 +84,9 @@ def commit(con, prepared: Prepared, run_id: str, result: IngestResult, say: Call
             "mtime": inc.mtime_ns,
         }
         reject_file(con, run_id, result, inc.path.name, e.rule, e.message, meta)
+    for i, st in sorted(prepared.changing.items()):  # not an upload yet, like a file still named as in transfer
+        result.seen -= 1
+        result.in_transfer.append(entry(files[i].path.name, st))
     # a corrected file replaces every row its earlier version loaded
     for i in read:
         if files[i].supersedes:
