@@ -533,3 +533,23 @@ def test_a_misnamed_upload_is_sent_back_to_the_known_institution_its_name_begins
     # institution was told already: nothing to send back
     s = run(inbox, tmp_path / "w.duckdb", tmp_path / "out2")
     assert len(s["files"]["rejected"]) == 2 and not (tmp_path / "out2" / "quarantine").exists()
+
+
+def test_an_upload_over_the_size_limit_is_refused_as_too_large_and_told_to_split_it(tmp_path, monkeypatch):
+    """It was refused as `unreadable`, and the institution read "文件无法读取(编码应为UTF-8或GB18030…)"."""
+    import pipelines.ingest.reader as reader
+
+    setl, fee = _clean()
+    big, _ = _clean(40)
+    inbox = _inbox(tmp_path, setl, fee)
+    name = "H13030200001_20261016_setl.csv"
+    pl.DataFrame(big).write_csv(inbox / "uploads" / name)
+    monkeypatch.setattr(reader, "MAX_BYTES", (inbox / "uploads" / name).stat().st_size - 1)
+    s = run(inbox, tmp_path / "w.duckdb")
+    [refused] = s["files"]["rejected"]
+    assert refused["file"] == name and refused["reason"].startswith("file_too_large: ")
+    assert refused["reason"].endswith("send it as several files, one per settlement day")
+    assert s["rows"]["fee"]["loaded"] == 3
+    sheet = openpyxl.load_workbook(tmp_path / "out" / "quarantine" / "H13030200001.xlsx")["整文件拒收"]
+    header, *rows = (list(r) for r in sheet.iter_rows(values_only=True))
+    assert dict(zip(header, rows[0], strict=True))["原因"].startswith("文件超过单个上传文件的大小上限")

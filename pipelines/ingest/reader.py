@@ -258,7 +258,11 @@ def read_upload(path: Path, table: Table, ext: str, fi: int = 0) -> RawFile:
     """One file on its own (xlsx, parquet, and CSVs the batch reader cannot concatenate)."""
     size = path.stat().st_size
     if size > MAX_BYTES:
-        raise FileRejected("unreadable", f"file of {size} bytes exceeds the {MAX_BYTES} byte limit per upload")
+        raise FileRejected(
+            "file_too_large",
+            f"{size / 2**20:,.0f} MB, over the {MAX_BYTES / 2**20:,.0f} MB limit per upload (which bounds a night's "
+            "memory): send it as several files, one per settlement day",
+        )
     if ext == "csv":
         frame, _ = _read_csv(path, table)
     elif ext == "xlsx":
