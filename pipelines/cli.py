@@ -200,6 +200,10 @@ def _print_summary(s: dict, out: Path, db: Path) -> None:
             if group is not None and group not in formed:
                 why = "its group must now avoid it (conflicts.csv) or was dissolved"
                 print(f"  REGROUPED {code}: to group {group}; {why}")
+        for code, ids in (dr.get("complaints_added") or {}).items():
+            redrawn = code in (dr.get("claims_redrawn") or [])
+            claims = "its claims to pull drawn again with the named person's visits" if redrawn else "claims as drawn"
+            print(f"  COMPLAINT {code}: {', '.join(ids)} to be checked on site too ({claims})")
         for code, why in dr["unassigned"].items():
             print(f"  UNASSIGNED {code}: {why}")
     if nt := s.get("notices"):

@@ -370,3 +370,71 @@ def test_the_visits_of_a_person_a_complaint_names_are_on_the_inspectors_list(inb
     assert 1 < len(visits) <= 20 and set(named["setl_id"]) == visits
     assert (named["fixmedins_code"] == code).all() and (named["role"] == "抽样").all()
     assert (named["psn_no"] == person).all()
+
+
+def test_a_complaint_received_after_the_draw_about_a_listed_institution_is_put_on_its_row(inbox_copy, tmp_path):
+    """The draw is made before the complaint comes in; the institution is on the list already (for its risk or at
+    random), so no target is added, and its row said nothing of the complaint: inspectors went without checking it,
+    and the person it names was not among the claims to pull."""
+    path = inbox_copy / "reference" / "complaints.csv"
+    header = path.read_text(encoding="utf-8").splitlines()[0]
+    path.write_text(header + "\n", encoding="utf-8")  # no complaint yet
+    _, o1 = night(inbox_copy, tmp_path, "n1")
+    listed = pl.read_csv(o1 / "sampling_list.csv", infer_schema=False)
+    first, second = listed.filter(pl.col("selection_reason") == "risk")["fixmedins_code"][:2]
+    visits = pl.concat(
+        [pl.read_csv(f, infer_schema=False) for f in (inbox_copy / "uploads").glob(f"{first}_*_setl.csv")]
+    )
+    person = visits["psn_no"].value_counts(sort=True)["psn_no"][0]
+    path.write_text(
+        f"{header}\nTS20269998,2026-10-30,{first},{person},12393热线,反映虚开检查\n"
+        f"TS20269997,2026-10-29,{second},,来信,反映串换项目\n",
+        encoding="utf-8",
+    )
+    s2, o2 = night(inbox_copy, tmp_path, "n2")
+    d2 = s2["draw"]
+    assert d2["status"] == "amended" and d2["complaints_added"] == {first: ["TS20269998"], second: ["TS20269997"]}
+    assert d2["claims_redrawn"] == [first]  # the other complaint names nobody: its claims stay as drawn
+    l2 = pl.read_csv(o2 / "sampling_list.csv", infer_schema=False)
+    keep = ["rank", "fixmedins_code", "selection_reason", "inspection_group", "inspectors"]
+    assert l2.select(keep).equals(listed.select(keep))  # why each was drawn, and by whom visited, stay
+    detail = dict(l2.select("fixmedins_code", "selection_detail").iter_rows())
+    assert "举报投诉TS20269998(2026-10-30收到, 2026-11-29前须核查)" in detail[first]
+    assert "举报投诉TS20269997(" in detail[second]
+    c1, c2 = (pl.read_csv(o / "claim_samples.csv", infer_schema=False) for o in (o1, o2))
+    named = c2.filter(pl.col("stratum") == "举报涉及人员")
+    assert named.height > 1 and (named["fixmedins_code"] == first).all() and (named["psn_no"] == person).all()
+    assert c2.filter(pl.col("fixmedins_code") != first).equals(c1.filter(pl.col("fixmedins_code") != first))
+    r = cli("draws", "--db", str(tmp_path / "w.duckdb"), "--verify")
+    assert r.returncode == 0 and r.stdout.count("replay: identical") == 2, r.stdout + r.stderr
+    assert f"{first}: complaint TS20269998 added" in r.stdout
+    s3, _ = night(inbox_copy, tmp_path, "n3")
+    assert s3["draw"]["status"] == "reused"
+
+
+def test_a_draw_amended_before_complaints_were_put_on_listed_rows_still_replays(inbox_copy, tmp_path, monkeypatch):
+    """An amendment recorded by a version that only added complaint targets not yet listed replays as made; the next
+    night amends it again, putting the complaint on the listed institution's row."""
+    import pipelines.targeting.draw as draw
+
+    path = inbox_copy / "reference" / "complaints.csv"
+    header = path.read_text(encoding="utf-8").splitlines()[0]
+    path.write_text(header + "\n", encoding="utf-8")
+    _, o1 = night(inbox_copy, tmp_path, "n1")
+    listed = pl.read_csv(o1 / "sampling_list.csv", infer_schema=False)["fixmedins_code"].to_list()
+    scored = pl.read_csv(o1 / "institution_scores.csv", infer_schema=False)["fixmedins_code"]
+    outside = next(c for c in scored if c not in listed)
+    path.write_text(
+        f"{header}\nTS20269998,2026-10-30,{listed[0]},,来信,反映串换项目\nTS20269997,2026-10-30,{outside},,来信,反映\n",
+        encoding="utf-8",
+    )
+    with monkeypatch.context() as m:
+        m.setattr(draw, "_noted", lambda base_targets, complaints: {})  # as the earlier version amended
+        s2, _ = night(inbox_copy, tmp_path, "n2")
+    assert s2["draw"]["status"] == "amended" and s2["draw"]["complaints_added"] == {}
+    r = cli("draws", "--db", str(tmp_path / "w.duckdb"), "--verify")
+    assert r.returncode == 0 and r.stdout.count("replay: identical") == 2, r.stdout + r.stderr
+    s3, _ = night(inbox_copy, tmp_path, "n3")
+    assert s3["draw"]["draw_id"].endswith("-v3") and s3["draw"]["complaints_added"] == {listed[0]: ["TS20269998"]}
+    r = cli("draws", "--db", str(tmp_path / "w.duckdb"), "--verify")
+    assert r.returncode == 0 and r.stdout.count("replay: identical") == 3, r.stdout + r.stderr

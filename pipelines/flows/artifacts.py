@@ -60,6 +60,9 @@ def summary_markdown(s: dict) -> str:
         changes += [f"{c} 改派第{g}组" for c, g in (dr.get("regrouped") or {}).items() if g is not None]
         if changes:
             lines.append(f"| 检查组调整(回避、人员变动) | {'; '.join(changes)} |")
+        if dr.get("complaints_added"):
+            added = "; ".join(f"{c} {'、'.join(ids)}" for c, ids in dr["complaints_added"].items())
+            lines.append(f"| 已列入机构新收举报(须一并核查) | {added} |")
         if dr.get("unassigned"):
             lines.append(f"| **未分配检查组** | {', '.join(dr['unassigned'])} |")
     if nt:

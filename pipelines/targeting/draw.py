@@ -17,7 +17,7 @@ import numpy as np
 import polars as pl
 
 from pipelines.targeting.assignment import Assignment, assign_groups
-from pipelines.targeting.selection import select_targets
+from pipelines.targeting.selection import complaint_detail, complaints_in, select_targets
 
 # the sub-streams of one seed: each part of the draw has its own, so changing one part never shifts another
 STREAM_SELECT, STREAM_ASSIGN, STREAM_SAMPLE, STREAM_AMEND = 0, 1, 2, 3
@@ -92,6 +92,8 @@ class DrawResult:
     groups: dict[int, list[str]] | None = None  # an amendment's groups: made whole again where a member left,
     # without those that could not be (their institutions are among `moved`); formed now if the draw had none
     assigned: list[str] = field(default_factory=list)  # an amendment's earlier targets without a group given one
+    noted: dict[str, str] = field(default_factory=dict)  # an amendment's earlier targets an open complaint names
+    # that their selection detail does not: that detail with the complaint added (the inspectors must check it)
 
 
 def _regions(codes: pl.DataFrame, candidates: pl.DataFrame) -> pl.DataFrame:
@@ -167,13 +169,31 @@ def amend_draw(
     else:
         assignment = _assign(again, inputs, cfg, rng, fixed_groups=whole, fixed_load=load, spare=int(bool(moved)))
     assigned = sorted(c for c in waiting["fixmedins_code"] if c in assignment.target_group)
-    return DrawResult(added, assignment, moved, whole, assigned)
+    return DrawResult(added, assignment, moved, whole, assigned, _noted(base_targets, inputs.complaints))
+
+
+def _noted(base_targets: pl.DataFrame, complaints: pl.DataFrame) -> dict[str, str]:
+    """The earlier targets named by open complaints their selection detail does not mention (a complaint received
+    after the draw, about an institution drawn for its risk or at random), with the complaints added to it."""
+    details = dict(base_targets.select("fixmedins_code", "selection_detail").iter_rows())
+    noted: dict[str, str] = {}
+    for c in complaints.sort("deadline", "complaint_id").iter_rows(named=True):
+        code = c["fixmedins_code"]
+        if code in details and c["complaint_id"] not in complaints_in(detail := noted.get(code, details[code])):
+            noted[code] = f"{detail}; {complaint_detail(c)}"
+    return noted
 
 
 def unchanged(result: DrawResult, base_groups: dict[int, list[str]]) -> bool:
     """Whether an amendment changes nothing: no complaint target to add, no target to move or to give a group, no
     group refilled or formed."""
-    return result.targets.is_empty() and not result.moved and not result.assigned and result.groups == base_groups
+    return (
+        result.targets.is_empty()
+        and not result.moved
+        and not result.assigned
+        and not result.noted
+        and result.groups == base_groups
+    )
 
 
 def _refill(
@@ -219,13 +239,16 @@ def conflicted(targets: pl.DataFrame, groups: dict[int, list[str]], conflicts: p
 
 
 def amended_targets(base_targets: pl.DataFrame, result: DrawResult) -> pl.DataFrame:
-    """An amended draw's whole list: the earlier targets (those moved or given a group in their new group) and
-    those added."""
+    """An amended draw's whole list: the earlier targets (those moved or given a group in their new group, those a
+    complaint has come about with it in their detail) and those added."""
     groups = result.assignment.target_group
     base = base_targets.with_columns(
         inspection_group=pl.when(pl.col("fixmedins_code").is_in([*result.moved, *result.assigned]))
         .then(pl.col("fixmedins_code").replace_strict(groups, default=None, return_dtype=pl.Int32))
-        .otherwise(pl.col("inspection_group"))
+        .otherwise(pl.col("inspection_group")),
+        selection_detail=pl.col("fixmedins_code").replace_strict(
+            result.noted, default=pl.col("selection_detail"), return_dtype=pl.String
+        ),
     )
     added = result.targets.with_columns(
         inspection_group=pl.col("fixmedins_code").replace_strict(groups, default=None, return_dtype=pl.Int32)

@@ -7,10 +7,13 @@ same seed and inputs always give the same list.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import polars as pl
 
 KINDS = {"1": "hospitals", "2": "pharmacies"}
+COMPLAINT_IN = re.compile(r"举报投诉([^(;]+)\(")
 REASON_ORDER = {"complaint": 0, "follow_up": 1, "risk": 2, "random": 3}
 REASON_ZH = {"complaint": "举报投诉", "follow_up": "整改跟踪", "risk": "高风险", "random": "随机抽取"}
 # a night with nothing to draw from records no draw (see targeting/step.py: no_draw); what its readers are told
@@ -44,6 +47,17 @@ def _random_pick(pool: pl.DataFrame, n: int, weighting: str, rng: np.random.Gene
     return [pool["fixmedins_code"][int(i)] for i in idx]
 
 
+def complaint_detail(c: dict) -> str:
+    """How a target's selection detail names an open complaint (complaint_id, received_date, deadline)."""
+    return f"举报投诉{c['complaint_id']}({c['received_date']}收到, {c['deadline']}前须核查)"
+
+
+def complaints_in(detail: str, before: str = "") -> list[str]:
+    """The complaint ids a selection detail names (as `complaint_detail` writes them), less those `before` names."""
+    old = set(COMPLAINT_IN.findall(before))
+    return [c for c in COMPLAINT_IN.findall(detail) if c not in old]
+
+
 def select_targets(
     candidates: pl.DataFrame,
     complaints: pl.DataFrame,
@@ -63,7 +77,7 @@ def select_targets(
     rows: dict[str, dict] = {}
 
     for c in complaints.sort("deadline", "complaint_id").iter_rows(named=True):
-        detail = f"举报投诉{c['complaint_id']}({c['received_date']}收到, {c['deadline']}前须核查)"
+        detail = complaint_detail(c)
         if c["fixmedins_code"] in rows:
             rows[c["fixmedins_code"]]["selection_detail"] += "; " + detail
         else:

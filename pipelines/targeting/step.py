@@ -32,6 +32,7 @@ from pipelines.targeting.draw import (
     stream,
     unchanged,
 )
+from pipelines.targeting.selection import complaints_in
 from pipelines.targeting.verify import recorded_draw
 from pipelines.warehouse.schema import has_table, insert_frame, ref_table
 
@@ -203,6 +204,27 @@ def _sample_claims(con: duckdb.DuckDBPyConnection, rec: DrawRecord, codes: list[
     return rows.height
 
 
+def _claims_to_redraw(
+    con: duckdb.DuckDBPyConnection, base: DrawRecord, noted: dict[str, str], as_of: date
+) -> list[str]:
+    """Of the earlier targets a complaint has come about, those whose claims to pull are drawn again so that the
+    visits of a person it names are among them: the complaint names someone, and no audit outcome has come back
+    for the institution since the draw (an audited sample stays as it was audited)."""
+    if not noted:
+        return []
+    named = {key.split("|", 1)[0] for key in _named_by_complaints(con, as_of)}
+    drawn_on = con.execute("SELECT as_of FROM draws WHERE draw_id = ?", [base.draw_id]).fetchall()[0][0]
+    audited = set()
+    if has_table(con, "ref_audit_outcomes"):
+        audited = {
+            r[0]
+            for r in con.execute(
+                "SELECT DISTINCT fixmedins_code FROM ref_audit_outcomes WHERE audited_on >= ?", [drawn_on]
+            ).fetchall()
+        }
+    return sorted(code for code in noted if code in named and code not in audited)
+
+
 def _copy_draw(con: duckdb.DuckDBPyConnection, old: str, new: str) -> None:
     for table in ("draw_targets", "draw_groups", "claim_samples"):
         cols = [
@@ -247,6 +269,9 @@ def run_targeting(
     same = existing is not None and (
         existing.params_sha256 == params_sha or _same_params(con, existing.draw_id, params)
     )
+    noted: dict[str, list[str]] = {}  # targets a complaint has come about since the draw -> complaint ids
+    # (and whether their claims to pull were drawn again, under "redrawn")
+    redrawn: list[str] = []
     moved: dict[str, int | None] = {}  # targets given another group (回避 declared since the draw) -> new group
     refilled: dict[int, list[str]] = {}  # group -> inspectors drawn into it for members who left the list
     # ([] for a group that could not be made whole, its institutions given other groups)
@@ -277,8 +302,20 @@ def run_targeting(
                     "UPDATE draw_targets SET inspection_group = ? WHERE draw_id = ? AND fixmedins_code = ?",
                     [group, rec.draw_id, code],
                 )
+            for code, detail in result.noted.items():
+                con.execute(
+                    "UPDATE draw_targets SET selection_detail = ? WHERE draw_id = ? AND fixmedins_code = ?",
+                    [detail, rec.draw_id, code],
+                )
+            redrawn = _claims_to_redraw(con, existing, result.noted, as_of)
+            base_details = dict(base_targets.select("fixmedins_code", "selection_detail").iter_rows())
+            noted = {code: complaints_in(d, base_details[code]) for code, d in result.noted.items()}
+            con.execute(
+                "DELETE FROM claim_samples WHERE draw_id = ? AND list_contains(?, fixmedins_code)",
+                [rec.draw_id, redrawn],
+            )
             _store(con, rec, result, as_of, cfg, inputs, based_on=existing.draw_id)
-            _sample_claims(con, rec, result.targets["fixmedins_code"].to_list(), as_of, cfg)
+            _sample_claims(con, rec, result.targets["fixmedins_code"].to_list() + redrawn, as_of, cfg)
     else:
         status = "new"
         chosen = seed if seed is not None else secrets.randbelow(2**31)
@@ -290,7 +327,14 @@ def run_targeting(
             _store(con, rec, result, as_of, cfg, inputs, based_on=existing.draw_id if existing else None)
             _sample_claims(con, rec, result.targets["fixmedins_code"].to_list(), as_of, cfg)
     summary = draw_summary(con, rec.draw_id, status) if rec else no_draw(cycle)
-    return summary | {"regrouped": moved, "refilled": refilled, "formed": formed, "assigned": assigned}
+    return summary | {
+        "regrouped": moved,
+        "refilled": refilled,
+        "formed": formed,
+        "assigned": assigned,
+        "complaints_added": noted,
+        "claims_redrawn": redrawn,
+    }
 
 
 def _has_targets(con: duckdb.DuckDBPyConnection, draw_id: str) -> bool:

@@ -4,12 +4,14 @@ recorded: anyone can show that a cycle's list and groups came from the draw, not
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import duckdb
 import polars as pl
 
 from pipelines.targeting.config import load as load_config
 from pipelines.targeting.draw import DrawInputs, DrawResult, amend_draw, amended_targets, make_draw, sha256_text
+from pipelines.targeting.selection import complaints_in
 
 
 def recorded_draw(con: duckdb.DuckDBPyConnection, draw_id: str) -> tuple[pl.DataFrame, dict[int, list[str]]]:
@@ -55,6 +57,10 @@ def amendment(con: duckdb.DuckDBPyConnection, draw_id: str) -> str | None:
             changes.append(f"group {g} formed: {','.join(into)}")
         elif out or into:
             changes.append(f"group {g}: {','.join(out) or '-'} -> {','.join(into) or '-'}")
+    details = dict(t0.select("fixmedins_code", "selection_detail").iter_rows())
+    for code, detail in t1.select("fixmedins_code", "selection_detail").iter_rows():
+        if code in details and (ids := complaints_in(detail, details[code])):
+            changes.append(f"{code}: complaint {', '.join(ids)} added")
     for code, g in t1.select("fixmedins_code", "inspection_group").iter_rows():
         if code in before and before[code] != g:
             if before[code] is None:
@@ -85,6 +91,9 @@ def verify_draw(con: duckdb.DuckDBPyConnection, draw_id: str) -> list[str]:
         base_targets, base_groups = recorded_draw(con, based_on)
         result = amend_draw(inputs, cfg, seed, version, base_targets, base_groups)
         replay = amended_targets(base_targets, result)
+        if result.noted and not replay.cast(targets.schema).equals(targets):
+            # recorded before an amendment put a complaint on the row of a target it names: replay it as made then
+            replay = amended_targets(base_targets, replace(result, noted={}))
         replay_groups = result.groups if result.groups is not None else base_groups  # {}: every group dissolved
     else:
         result = make_draw(inputs, cfg, seed)
