@@ -137,6 +137,7 @@ def load_waiting(
     before = result.rows["fee"].loaded
     prepared = prepare(upload_tables()["fee"], files, known)
     prepared.rejected = {}  # unreadable now though unchanged: its lines stay where they are, the file as it was
+    prepared.changing = {}  # changed while read again: the same, and the night's next look finds the correction
     if not prepared.read:
         return
     commit(con, _only(prepared, rows), run_id, result, say)

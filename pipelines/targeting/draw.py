@@ -185,8 +185,8 @@ def _noted(base_targets: pl.DataFrame, complaints: pl.DataFrame) -> dict[str, st
 
 
 def unchanged(result: DrawResult, base_groups: dict[int, list[str]]) -> bool:
-    """Whether an amendment changes nothing: no complaint target to add, no target to move or to give a group, no
-    group refilled or formed."""
+    """Whether an amendment changes nothing: no complaint target to add, no complaint to put on a listed target's
+    row, no target to move or to give a group, no group refilled or formed."""
     return (
         result.targets.is_empty()
         and not result.moved

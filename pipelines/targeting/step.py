@@ -269,9 +269,8 @@ def run_targeting(
     same = existing is not None and (
         existing.params_sha256 == params_sha or _same_params(con, existing.draw_id, params)
     )
-    noted: dict[str, list[str]] = {}  # targets a complaint has come about since the draw -> complaint ids
-    # (and whether their claims to pull were drawn again, under "redrawn")
-    redrawn: list[str] = []
+    noted: dict[str, list[str]] = {}  # listed targets a complaint has come about since the draw -> complaint ids
+    redrawn: list[str] = []  # those of them whose claims to pull were drawn again
     moved: dict[str, int | None] = {}  # targets given another group (回避 declared since the draw) -> new group
     refilled: dict[int, list[str]] = {}  # group -> inspectors drawn into it for members who left the list
     # ([] for a group that could not be made whole, its institutions given other groups)
