@@ -150,9 +150,9 @@ def _print_summary(s: dict, out: Path, db: Path) -> None:
         print(f"  … {counted(len(f['rejected']) - 5, 'more rejected file')} in run_summary.json")
     for r in (arriving := f.get("in_transfer") or [])[:5]:
         when = f"modified {r['modified']}" if r["modified"] else "gone before it was read whole"
-        print(f"  still being transferred, left for the next night: {r['file']} ({when})")
+        print(f"  not read, still being transferred or open: {r['file']} ({when}); left for the next night")
     if len(arriving) > 5:
-        print(f"  … {counted(len(arriving) - 5, 'more file')} still being transferred in run_summary.json")
+        print(f"  … {counted(len(arriving) - 5, 'more file')} still being transferred or open in run_summary.json")
     d, c = s.get("detection") or {}, s.get("contract") or {}
     if d:
         print(
