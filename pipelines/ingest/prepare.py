@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import polars as pl
 
@@ -43,7 +44,13 @@ def prepare(table: Table, files: list[Incoming], known: Known) -> Prepared:
     """Read a batch of files and run the contract over its rows. Touches no database, so later batches
     are prepared on worker threads while an earlier one is written (see `ingest`)."""
     raws, rejected = read_batch([(i, f.path, f.name.ext) for i, f in enumerate(files)], table)
-    changing = {i: st for i, f in enumerate(files) if i not in rejected and (st := _changed(f)) is not False}
+    # a file written to under its final name while it was read is still arriving: what was read is part of it
+    now = {i: _stat(f.path) for i, f in enumerate(files) if i not in rejected}
+    changing = {
+        i: st
+        for i, st in now.items()
+        if st is None or (st.st_size, st.st_mtime_ns) != (files[i].size, files[i].mtime_ns)  # gone, or changed
+    }
     read = [i for i in range(len(files)) if i not in rejected and i not in changing]
     prepared = Prepared(table, files, rejected, read, changing)
     if not read:
@@ -66,11 +73,8 @@ def prepare(table: Table, files: list[Incoming], known: Known) -> Prepared:
     return prepared
 
 
-def _changed(f: Incoming) -> os.stat_result | bool | None:
-    """False if the file is as it was planned (and hashed); else its state now (None if it is gone). A file
-    written to under its final name while the night read it is still arriving: what was read is part of it."""
+def _stat(path: Path) -> os.stat_result | None:
     try:
-        st = os.stat(f.path)
+        return os.lstat(path)  # as the plan took the size and modification time it was hashed at
     except OSError:
         return None
-    return False if (st.st_size, st.st_mtime_ns) == (f.size, f.mtime_ns) else st
