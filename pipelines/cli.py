@@ -153,6 +153,10 @@ def _print_summary(s: dict, out: Path, db: Path) -> None:
         print(f"  not read, still being transferred or open: {r['file']} ({when}); left for the next night")
     if len(arriving) > 5:
         print(f"  … {counted(len(arriving) - 5, 'more file')} still being transferred or open in run_summary.json")
+    for r in (unread := (s.get("reference") or {}).get("not_read") or [])[:5]:
+        print(f"  NOTE {r['file']} not read: {r['reason']}")
+    if len(unread) > 5:
+        print(f"  … {counted(len(unread) - 5, 'more file')} in reference/ not read, in run_summary.json")
     d, c = s.get("detection") or {}, s.get("contract") or {}
     if d:
         print(

@@ -208,7 +208,9 @@ def summary_of(ctx: RunContext, status: str, error: str | None = None) -> dict:
             "rejected": [{"file": r["file"], "reason": f"{r['rule']}: {r['reason']}"} for r in rejected],
         },
         "rows": {t: vars(c) for t, c in ing.rows.items()},
-        "reference": {k: getattr(ctx.reference, k) for k in ("loaded", "unchanged", "absent")} if ctx.reference else {},
+        "reference": {k: getattr(ctx.reference, k) for k in ("loaded", "unchanged", "absent", "not_read")}
+        if ctx.reference
+        else {},
         "detection": ctx.detection,
         "draw": ctx.draw,
         "audit_outcomes": ctx.outcomes,

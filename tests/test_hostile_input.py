@@ -297,3 +297,42 @@ def test_no_output_escapes_the_output_folder_even_with_odd_codes(tmp_path):
     assert not (tmp_path / "etc").exists()
     q = pl.read_csv(out / "quarantine.csv", infer_schema=False)
     assert not q.filter(pl.col("record_id") == "P1").is_empty()
+
+
+def test_a_file_in_reference_that_is_none_of_the_lists_is_named_not_passed_over(tmp_path, capsys):
+    """A clerk saves the complaints list from Excel as complaints.xlsx (or under a name of their own): the night
+    keeps using the list in force, and says which files it did not read and why, so the complaint is not lost."""
+    from pipelines.cli import _print_summary
+    from pipelines.flows.artifacts import summary_markdown
+
+    inbox = make_inbox(tmp_path / "inbox", {CLEAN_SETL: [setl_row()], CLEAN_FEE: [fee_row()]})
+    ref = inbox / "reference"
+    complaints = "complaint_id,received_date,fixmedins_code,psn_no,channel,summary\n"
+    complaints += "TS1,2026-10-10,H13030200001,,来信,重复收费\n"
+    for name in ("complaints.xlsx", "Complaints.CSV", "complaints (1).csv", "投诉台账.csv", "~$complaints.xlsx"):
+        (ref / name).write_text(complaints, encoding="utf-8")
+    (ref / ".DS_Store").write_bytes(b"\0")
+    (ref / "old").mkdir()
+    (ref / "old" / "complaints.csv").write_text(complaints, encoding="utf-8")
+    s = run(inbox, tmp_path / "w.duckdb", tmp_path / "out")
+    unread = {r["file"]: r["reason"] for r in s["reference"]["not_read"]}
+    assert unread == {
+        "reference/Complaints.CSV": "the list's name is complaints.csv, in lower case",
+        "reference/complaints (1).csv": "only complaints.csv is read as that list",
+        "reference/complaints.xlsx": "reference lists are read as CSV only: save it as complaints.csv "
+        "(UTF-8 or GB18030)",
+        "reference/~$complaints.xlsx": "still being transferred, or the lock file of a workbook someone has open",
+        "reference/投诉台账.csv": "not a reference list (they are institutions.csv, catalog.csv, item_pairs.csv, "
+        "inspectors.csv, conflicts.csv, complaints.csv, audit_outcomes.csv)",
+    }
+    assert "complaints" in s["reference"]["absent"] and s["files"]["rejected"] == []
+    _print_summary(s, tmp_path / "out", tmp_path / "w.duckdb")
+    printed = capsys.readouterr().out
+    assert "  NOTE reference/complaints.xlsx not read: reference lists are read as CSV only: save it as" in printed
+    assert printed.count("  NOTE reference/") == 5 and "… 0" not in printed
+    assert "| **参考目录中未读取的文件** | Complaints.CSV、complaints (1).csv、complaints.xlsx、" in summary_markdown(s)
+    (ref / "complaints.xlsx").rename(ref / "complaints.csv")  # saved as CSV, as the line said
+    for name in unread:
+        (inbox / name).unlink(missing_ok=True)
+    s = run(inbox, tmp_path / "w.duckdb", tmp_path / "out2")
+    assert s["reference"]["not_read"] == [] and "complaints" in s["reference"]["loaded"]

@@ -41,6 +41,9 @@ def summary_markdown(s: dict) -> str:
         lines.append(f"| **数据不全** | 全区最新上传 {f['newest_upload']}, 比数据截至日早 {gap} 天 |")
     if f.get("in_transfer"):
         lines.append(f"| 传输未完成(留待下次) | {len(f['in_transfer']):,} 个文件 |")
+    if unread := (s.get("reference") or {}).get("not_read"):
+        files = "、".join(r["file"].removeprefix("reference/") for r in unread[:10])
+        lines.append(f"| **参考目录中未读取的文件** | {files}{' 等' if len(unread) > 10 else ''} |")
     if f.get("behind"):
         late = "、".join(f"{r['fixmedins_code']}(滞后{r['days_behind']}天)" for r in f["behind"][:10])
         lines.append(f"| **上传滞后的机构** | {late}{' 等' if len(f['behind']) > 10 else ''} |")

@@ -18,6 +18,7 @@ import polars as pl
 from data_contracts.contract import Table, reference_tables, upload_tables
 from data_contracts.gx_validation import ContractValidator
 from pipelines.ingest.hashing import sha256_of
+from pipelines.ingest.in_transfer import is_in_transfer, load_marks
 from pipelines.ingest.judge import by_key
 from pipelines.ingest.loader import known_codes
 from pipelines.ingest.reader import FileRejected, canonical, decode, not_well_formed, numbered
@@ -32,9 +33,10 @@ class ReferenceResult:
     unchanged: list[str] = field(default_factory=list)
     absent: list[str] = field(default_factory=list)
     rejected: list[dict] = field(default_factory=list)
+    not_read: list[dict] = field(default_factory=list)  # files in reference/ that are none of the lists
 
     def merge(self, other: ReferenceResult) -> None:
-        for k in ("loaded", "unchanged", "absent", "rejected"):
+        for k in ("loaded", "unchanged", "absent", "rejected", "not_read"):
             getattr(self, k).extend(getattr(other, k))
 
 
@@ -91,7 +93,7 @@ def load_references(
 ) -> ReferenceResult:
     """Load the lists that changed: before the uploads those the uploads are checked against, after them
     (`after_uploads`) those that name uploaded rows (`key_in`), which may be tonight's."""
-    result = ReferenceResult()
+    result = ReferenceResult(not_read=[] if after_uploads else not_read(ref_dir, list(reference_tables())))
     previous = dict(
         con.execute("SELECT name, arg_max(sha256, loaded_at) FROM reference_files GROUP BY name").fetchall()
     )
@@ -114,6 +116,37 @@ def load_references(
             continue
         result.loaded.append(name)
     return result
+
+
+WORKBOOK_SUFFIXES = (".xlsx", ".xls", ".xlsm", ".et", ".ods")
+
+
+def not_read(ref_dir: Path, names: list[str]) -> list[dict]:
+    """The files in `ref_dir` that the night does not read, each with why ({file, reason}): a list saved as a
+    workbook or under another name would otherwise go unnoticed while the version in force (or none) is used.
+    Dot files and folders are left alone, as in uploads/."""
+    if not ref_dir.is_dir():
+        return []
+    marks = load_marks()
+    wanted = {f"{n}.csv" for n in names}
+    found = []
+    for p in sorted(ref_dir.iterdir()):
+        if p.name.startswith(".") or p.name in wanted or p.is_dir():
+            continue
+        low = p.name.lower()
+        meant = max((n for n in names if low.startswith(n)), key=len, default=None)
+        if is_in_transfer(p.name, marks):
+            why = "still being transferred, or the lock file of a workbook someone has open"
+        elif low in wanted:
+            why = f"the list's name is {low}, in lower case"
+        elif meant and p.suffix.lower() in WORKBOOK_SUFFIXES:
+            why = f"reference lists are read as CSV only: save it as {meant}.csv (UTF-8 or GB18030)"
+        elif meant:
+            why = f"only {meant}.csv is read as that list"
+        else:
+            why = f"not a reference list (they are {', '.join(f'{n}.csv' for n in names)})"
+        found.append({"file": f"reference/{p.name}", "reason": why})
+    return found
 
 
 def _check_key_in(con: duckdb.DuckDBPyConnection, typed: pl.DataFrame, table: Table) -> None:
