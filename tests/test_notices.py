@@ -14,6 +14,7 @@ from openpyxl import load_workbook
 
 from pipelines.notices.compose import NoticeInputs, compose, yuan_zh
 from pipelines.notices.config import load
+from pipelines.targeting.selection import REASON_ZH
 
 
 def evidence(rows: list[tuple]) -> pl.DataFrame:
@@ -186,6 +187,9 @@ def test_generated_notices_carry_every_required_field(small_night):
             "拒收情况记录",
         ]:
             assert needle in text, (code, needle)
+        why = re.search(r"入选原因：(.+?)）", text.replace("\n", "")).group(1)
+        zh = REASON_ZH[row["selection_reason"]]
+        assert row["selection_detail"] in why and zh in why and f"{zh}: {zh}" not in why, (code, why)
         for name_cert in row["inspectors"].split("; "):
             name, cert = re.match(r"(.+)\((.+)\)", name_cert).groups()
             assert name in text and cert in text

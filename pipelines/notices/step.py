@@ -24,6 +24,15 @@ from pipelines.targeting.selection import REASON_ZH
 from pipelines.warehouse.schema import has_table, insert_frame
 
 
+def selection_text(reason: str, detail: str | None) -> str:
+    """Why the institution was selected, as the notice says it: the detail alone when it names its reason already
+    (举报投诉TS…, 整改跟踪: …, 随机抽取…), else after the reason (高风险: 风险评分…)."""
+    zh = REASON_ZH.get(reason, reason)
+    if not detail:
+        return zh
+    return detail if detail.startswith(zh) else f"{zh}: {detail}"
+
+
 def _institutions(con: duckdb.DuckDBPyConnection, codes: list[str]) -> dict[str, dict]:
     if not has_table(con, "ref_institutions"):
         return {c: {"fixmedins_code": c} for c in codes}
@@ -117,7 +126,7 @@ def run_notices(
                 year=cycle[:4], cycle_no=cycle.replace("-", ""), seq=t["rank"]
             ),
             draw_id=draw_id,
-            selection=f"{REASON_ZH.get(t['selection_reason'], t['selection_reason'])}: {t['selection_detail']}",
+            selection=selection_text(t["selection_reason"], t["selection_detail"]),
             period=(window_start(as_of, days), as_of),
             inspection_date=audited.get(code),
             draft_date=today or as_of + timedelta(days=1),  # the morning after the night's data
