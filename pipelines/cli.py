@@ -219,6 +219,11 @@ def _print_summary(s: dict, out: Path, db: Path) -> None:
             print(f"             proposed for referral (移交) to the supervising department: {', '.join(referred)}")
         if nt.get("pdf_note"):
             print(f"             {nt['pdf_note']}")
+        for code, missing in (nt.get("blanks") or {}).items():
+            print(
+                f"  NOTE notice {code} has blanks to fill in by hand (not in reference/institutions.csv): "
+                + ", ".join(missing)
+            )
     if cs := s.get("cases"):
         print(
             f"  cases:     {cs['opened']} opened tonight, {cs['open']} open ({cs['overdue']} overdue); "

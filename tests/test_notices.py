@@ -340,3 +340,42 @@ def test_the_inspection_date_is_that_of_a_check_under_the_notices_own_draw(small
     load_reference_file(con, path, "audit_outcomes", "outcomes")
     assert inspected_on(con, draw_id) == {a: drawn_on + timedelta(days=10)}
     con.close()
+
+
+def test_a_notice_says_what_institutions_csv_does_not_give_and_the_night_names_its_blanks(
+    small_night, tmp_path, capsys
+):
+    """An institution drawn while on the list and removed from it since (its agreement ended), or listed without
+    a legal representative: its notice shows （未登记） in those fields, not its code as its name, and the night
+    names the blanks the inspectors must fill in before it is issued."""
+    import shutil
+
+    import duckdb
+
+    from pipelines.cli import _print_summary
+    from pipelines.notices.step import run_notices
+
+    db, summary, _ = small_night
+    copy = tmp_path / "w.duckdb"
+    shutil.copy(db, copy)
+    gone, partial, *_ = sorted(summary["notices"]["totals"])
+    con = duckdb.connect(str(copy))
+    con.execute("DELETE FROM ref_institutions WHERE fixmedins_code = ?", [gone])
+    con.execute("UPDATE ref_institutions SET legal_rep = NULL WHERE fixmedins_code = ?", [partial])
+    as_of = date.fromisoformat(summary["as_of"])
+    result = run_notices(con, summary["run_id"], as_of, summary["draw"]["draw_id"], tmp_path / "out")
+    con.close()
+    assert result["blanks"] == {gone: ["单位名称", "服务协议编号", "法定代表人", "地址"], partial: ["法定代表人"]}
+    assert result["notices"] == summary["notices"]["notices"]
+    d = Document(tmp_path / "out" / "notices" / f"{gone}.docx")
+    unit = {r.cells[0].text: r.cells[1].text for r in d.tables[0].rows}
+    assert unit["单位名称"] == "（未登记）" and unit["机构编码"] == gone and unit["地址"] == "（未登记）", unit
+    assert "（未登记）" not in docx_text(
+        tmp_path / "out" / "notices" / f"{sorted(summary['notices']['totals'])[2]}.docx"
+    )
+    _print_summary({**summary, "notices": result}, tmp_path / "out", copy)
+    printed = capsys.readouterr().out
+    assert (
+        f"  NOTE notice {partial} has blanks to fill in by hand (not in reference/institutions.csv): 法定代表人\n"
+        in printed
+    )

@@ -72,6 +72,9 @@ def summary_markdown(s: dict) -> str:
         lines.append(f"| 违约通知书草稿 | {nt['notices']} 份 (PDF {nt['pdf']}) |")
         if nt.get("referred"):
             lines.append(f"| 拟移交(涉嫌欺诈骗保或金额达标) | {', '.join(nt['referred'])} |")
+        if nt.get("blanks"):
+            unfilled = "; ".join(f"{c} {'、'.join(m)}" for c, m in nt["blanks"].items())
+            lines.append(f"| 通知书待手工补填(机构名单未登记) | {unfilled} |")
     if o.get("institutions_estimated"):
         lines.append(f"| 推算多支付下限 | {o['estimated_overpayment_lower']:,.2f} 元 |")
     lines += ["", f"输出目录: `{s['outputs']['folder']}`"]

@@ -21,6 +21,20 @@ DIGITS = "零壹贰叁肆伍陆柒捌玖"
 UNITS = ["", "拾", "佰", "仟"]
 SECTIONS = ["", "万", "亿"]
 
+UNREGISTERED = "（未登记）"
+# what a notice says of the institution from institutions.csv, and the label of each on the notice
+INSTITUTION_FIELDS = {
+    "fixmedins_name": "单位名称",
+    "agreement_no": "服务协议编号",
+    "legal_rep": "法定代表人",
+    "address": "地址",
+}
+
+
+def blanks(inst: dict) -> list[str]:
+    """The labels of the notice's institution fields that institutions.csv does not give (to fill in by hand)."""
+    return [label for field, label in INSTITUTION_FIELDS.items() if not inst.get(field)]
+
 
 def yuan(fen: int) -> str:
     return f"{fen / 100:,.2f}"
@@ -120,12 +134,12 @@ def compose(n: NoticeInputs, cfg: dict) -> dict:
         "supervisor": doc["supervisor"],
         "regulation": doc["regulation"],
         "doc_no": n.doc_no,
-        "name": inst.get("fixmedins_name") or inst["fixmedins_code"],
+        "name": inst.get("fixmedins_name") or UNREGISTERED,
         "code": inst["fixmedins_code"],
-        "address": inst.get("address") or "",
-        "legal_rep": inst.get("legal_rep") or "",
+        "address": inst.get("address") or UNREGISTERED,
+        "legal_rep": inst.get("legal_rep") or UNREGISTERED,
         "agreement": agreement,
-        "agreement_no": inst.get("agreement_no") or "（未登记）",
+        "agreement_no": inst.get("agreement_no") or UNREGISTERED,
         "kind": "定点零售药店" if pharmacy else "定点医疗机构",
         "inspection_date": f"{n.inspection_date:%Y年%m月%d日}" if n.inspection_date else "　　　年　　月　　日",
         "inspectors": "、".join(f"{name}（执法证号{cert}）" for name, cert in n.inspectors) or "（待定）",

@@ -13,7 +13,7 @@ import polars as pl
 
 from detectors.config import load as load_detector_config
 from pipelines.detect.window import window_start
-from pipelines.notices.compose import NoticeInputs, compose
+from pipelines.notices.compose import NoticeInputs, blanks, compose
 from pipelines.notices.config import load as load_config
 from pipelines.notices.evidence import load_evidence
 from pipelines.notices.render import render_docx, start_pdf
@@ -109,6 +109,7 @@ def run_notices(
     days = load_detector_config()["window"]["days"]
     folder = out / "notices"
     written, skipped, totals, issued = [], [], {}, {}
+    unfilled: dict[str, list[str]] = {}
     composed: list[tuple[str, pl.DataFrame, dict, NoticeInputs]] = []
     for t in targets.iter_rows(named=True):
         code = t["fixmedins_code"]
@@ -136,6 +137,8 @@ def run_notices(
         folder.mkdir(parents=True, exist_ok=True)
         written.append(render_docx(ctx, folder / f"{code}.docx"))
         composed.append((code, ev, ctx, n))
+        if missing := blanks(institutions[code]):
+            unfilled[code] = missing
     # LibreOffice turns the notices into PDF while the evidence workbooks are written
     finish_pdf = start_pdf(written)
     try:
@@ -169,6 +172,7 @@ def run_notices(
         **({"pdf_note": pdf_note} if pdf_note else {}),
         "without_findings": len(codes) - len(written) - len(skipped),
         **({"skipped_unsafe_codes": skipped} if skipped else {}),
+        **({"blanks": unfilled} if unfilled else {}),  # institution fields institutions.csv does not give
         "totals": totals,
         "referred": sorted(code for code, i in issued.items() if i["referral"]),  # 拟移交 the supervising department
         "issued": issued,
