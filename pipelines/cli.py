@@ -44,6 +44,16 @@ def _count(text: str) -> int:
     return n
 
 
+SEED_MAX = 2**63 - 1  # a draw's seed is stored as a BIGINT
+
+
+def _seed(text: str) -> int:
+    n = _count(text)
+    if n > SEED_MAX:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 0 to {SEED_MAX}: {n}")
+    return n
+
+
 def _share(text: str) -> float:
     try:
         x = float(text)
@@ -71,10 +81,10 @@ def _parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="generate a synthetic inbox and run the nightly flow on it")
     d.add_argument("--out", type=Path, default=Path("claimwatch-demo"), help="folder for inbox, warehouse and outputs")
     d.add_argument("--scale", choices=["small", "medium", "large"], default="small", help=SCALE_HELP)
-    d.add_argument("--seed", type=int, default=7, help="seed of the synthetic district")
+    d.add_argument("--seed", type=_seed, default=7, help="seed of the synthetic district")
     g = sub.add_parser("generate", help="write a synthetic inbox and its ground truth")
     g.add_argument("--out", type=Path, required=True, help="the inbox folder to write (truth goes beside it)")
-    g.add_argument("--seed", type=int, default=7, help="seed of the synthetic district")
+    g.add_argument("--seed", type=_seed, default=7, help="seed of the synthetic district")
     g.add_argument("--scale", choices=["small", "medium", "large"], default="small", help=SCALE_HELP)
     g.add_argument("--end-date", type=_date, default=None, help="last day covered (default 2026-10-31)")
     n = sub.add_parser("nightly", help="load new uploads, check, detect, sample, draft notices, report")
@@ -86,7 +96,7 @@ def _parser() -> argparse.ArgumentParser:
     n.add_argument(
         "--as-of", type=_date, default=None, help="last day of the look-back window (default: newest upload day)"
     )
-    n.add_argument("--seed", type=int, default=None, help="seed of the random draws (default: from the audit cycle)")
+    n.add_argument("--seed", type=_seed, default=None, help="seed of the random draws (default: from the audit cycle)")
     n.add_argument(
         "--orchestrator",
         choices=["auto", "prefect", "none"],
@@ -490,10 +500,9 @@ def main(argv: list[str] | None = None) -> int:
             where = f"details in {log}"
         except OSError:
             where = "no log could be written"
-        print(
-            f"claimwatch: internal error: {type(e).__name__}: {e} ({where}); {_what_was_left()}",
-            file=sys.stderr,
-        )
+        said = next(iter(str(e).strip().splitlines()), "")  # DuckDB's messages go on with the query and a caret
+        left = "" if args.command == "generate" else f"; {_what_was_left()}"  # generate writes no warehouse
+        print(f"claimwatch: internal error: {type(e).__name__}: {said} ({where}){left}", file=sys.stderr)
         return 1
 
 

@@ -288,3 +288,44 @@ def test_inspection_quotas_are_checked_as_options(tmp_path):
         r = cli("nightly", "--inbox", str(tmp_path), "--db", str(tmp_path / "w.duckdb"), *args)
         assert r.returncode == 2 and says in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert not (tmp_path / "w.duckdb").exists()
+
+
+def test_a_seed_the_draw_cannot_take_is_refused_as_an_option(tmp_path):
+    """A draw's seed is recorded as a BIGINT and given to numpy, which takes no negative seed: both were internal
+    errors after the run had started."""
+    for command in ("nightly", "generate", "demo"):
+        for seed, says in (("-3", "cannot be negative: -3"), (str(2**64), "must be a whole number from 0 to ")):
+            where = ("--inbox", str(tmp_path)) if command == "nightly" else ()
+            r = cli(command, *where, "--out", str(tmp_path / "o"), "--seed", seed)
+            assert r.returncode == 2 and f"argument --seed: {says}" in r.stderr, r.stderr
+            assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "o").exists()
+
+
+INTERNAL_ERROR = """
+import sys
+
+from pipelines import cli, nightly
+
+
+def failing(ctx):
+    with ctx.connect() as con:
+        con.execute("SELECT CAST(99999999999999999999 AS BIGINT)")  # a message of several lines, with a caret
+
+
+nightly.STEPS.insert(1, ("failing", failing))
+inbox, db, out = sys.argv[1:4]
+sys.exit(cli.main(["nightly", "--inbox", inbox, "--db", db, "--out", out, "--orchestrator", "none"]))
+"""
+
+
+def test_an_internal_error_is_one_line_whatever_the_message_and_the_log_has_it_all(tmp_path):
+    from tests.helpers import make_inbox, setl_row
+
+    inbox = make_inbox(tmp_path / "inbox", {"H13030200001_20261015_setl.csv": [setl_row()]})
+    out = tmp_path / "out"
+    args = [str(inbox), str(tmp_path / "w.duckdb"), str(out)]
+    r = subprocess.run([sys.executable, "-c", INTERNAL_ERROR, *args], capture_output=True, text=True)
+    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert r.stderr.startswith("claimwatch: internal error: ConversionException: Conversion Error: ")
+    assert r.stderr.strip().endswith(f"(details in {out / 'claimwatch-error.log'}); the warehouse is unchanged")
+    assert "LINE 1: SELECT CAST(99999999999999999999" in (out / "claimwatch-error.log").read_text(encoding="utf-8")
