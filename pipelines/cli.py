@@ -182,6 +182,12 @@ def _print_summary(s: dict, out: Path, db: Path) -> None:
     if c:
         back = counted(c["send_back_files"], "send-back workbook")
         print(f"  contract:  {counted(c['warnings'], 'warning')}, {back} in quarantine/")
+        for code, sheets in (c.get("send_back_overflow") or {}).items():
+            for sheet, n in sheets.items():
+                print(
+                    f"  NOTE send-back {code}: {n:,} refused {sheet} rows, more than a workbook lists; "
+                    f"all of them in quarantine/{code}_{sheet}.csv"
+                )
     if (dr := s.get("draw")) and dr["draw_id"] is None:
         print(
             f"  draw:      none for {dr['cycle']}: no institution has visits in the window and no complaint is open; "

@@ -31,7 +31,7 @@ from pipelines.ingest.reference import ReferenceResult, load_references
 from pipelines.ingest.result import IngestResult
 from pipelines.notices.step import run_notices
 from pipelines.outputs.publish import OutputsNotPublished, discard, publish, run_folder
-from pipelines.outputs.quarantine_files import write_send_back, write_warnings
+from pipelines.outputs.quarantine_files import SendBack, write_send_back, write_warnings
 from pipelines.outputs.run_files import write_quarantine, write_summary
 from pipelines.outputs.safe_text import private_tree, write_csv
 from pipelines.outputs.sampling_files import write_sampling_files
@@ -68,7 +68,7 @@ class RunContext:
     reference: ReferenceResult | None = None
     ingest: IngestResult | None = None
     warnings: int = 0
-    send_back: list[Path] = field(default_factory=list)
+    send_back: SendBack = field(default_factory=SendBack)
     validator: ContractValidator = field(default_factory=ContractValidator)
     hashes: HashAhead = field(default_factory=HashAhead)  # the uploads' hashes, started ahead of the ingest step
     detection: dict = field(default_factory=dict)
@@ -220,7 +220,8 @@ def summary_of(ctx: RunContext, status: str, error: str | None = None) -> dict:
         "peak_rss_mb": ctx.peak_rss_mb,
         "contract": {
             "warnings": ctx.warnings,
-            "send_back_files": len(ctx.send_back),
+            "send_back_files": len(ctx.send_back.workbooks),
+            "send_back_overflow": ctx.send_back.overflow,
             "data_docs": str(d.relative_to(ctx.out)) if (d := ctx.validator.docs_index()) else None,
             # GX validation time and rows, per table; apart from them, what the first validation waited for
             # GX's import (started with the run) and its context

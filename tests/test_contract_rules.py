@@ -134,6 +134,54 @@ def test_send_back_workbook_has_the_row_as_uploaded_and_the_reason_in_chinese(tm
     assert ws.row_dimensions[2].height is None  # a short reason keeps its row
 
 
+def test_a_send_back_with_more_rows_than_a_sheet_lists_points_to_a_csv_of_them_all(tmp_path, monkeypatch, capsys):
+    """An upload whose every row breaks a rule (a month of fee lines, each with its amount as text) would not fit a
+    worksheet (1,048,575 rows) and made the night fail; past the configured rows the workbook lists the first ones,
+    counts them all by reason on a 说明 sheet, and a CSV beside it holds every one. Here the cap is 2 of 5."""
+    import pipelines.outputs.quarantine_files as qf
+    from pipelines.cli import _print_summary
+
+    setl, fee = _clean(5)
+    for i, line in enumerate(fee):
+        if i != 3:
+            line["det_item_fee_sumamt"] = "=1+1" if i == 4 else "abc"
+    fee[3]["setl_id"] = "S404"  # its settlement never came
+    monkeypatch.setattr(qf, "max_rows_per_sheet", lambda: 2)
+    s = run(_inbox(tmp_path, setl, fee), tmp_path / "w.duckdb")
+    assert s["contract"]["send_back_overflow"] == {"H13030200001": {"费用明细": 5}}
+    folder = tmp_path / "out" / "quarantine"
+    wb = openpyxl.load_workbook(folder / "H13030200001.xlsx")
+    assert wb.sheetnames == ["说明", "费用明细"]  # the settlements all loaded
+    listed = [[c.value for c in row] for row in wb["费用明细"].iter_rows(min_row=2)]
+    assert [r[1] for r in listed] == [2, 3]  # the file's first refused rows
+    note = [[c.value for c in row] for row in wb["说明"].iter_rows()]
+    assert note[0] == ["表", "原因", "拒收行数", "说明", "规则"]
+    assert [(r[4], r[2]) for r in note[1:]] == [("bad_decimal:det_item_fee_sumamt", 4), ("setl_missing", 1)]
+    assert "全部行见同一目录下的 H13030200001_费用明细.csv" in note[1][3]
+    every = pl.read_csv(folder / "H13030200001_费用明细.csv", infer_schema=False)
+    assert every["行号"].to_list() == ["2", "3", "4", "5", "6"] and every.columns == [
+        c.value for c in wb["费用明细"][1]
+    ]
+    assert (
+        every["明细项目费用总额"][4] == "'=1+1" and (folder / "H13030200001_费用明细.csv").stat().st_mode & 0o077 == 0
+    )
+    _print_summary(s, tmp_path / "out", tmp_path / "w.duckdb")
+    assert (
+        "  NOTE send-back H13030200001: 5 refused 费用明细 rows, more than a workbook lists; all of them in "
+        "quarantine/H13030200001_费用明细.csv\n" in capsys.readouterr().out
+    )
+
+
+def test_the_rows_a_send_back_sheet_lists_are_configured_within_what_a_sheet_holds(tmp_path):
+    from pipelines.outputs.quarantine_files import max_rows_per_sheet
+
+    assert max_rows_per_sheet() == 100_000
+    for bad in ("0", "1048576", '"many"'):
+        (tmp_path / "intake.toml").write_text(f"[send_back]\nmax_rows_per_sheet = {bad}\n", encoding="utf-8")
+        with pytest.raises(ValueError, match="must be a whole number from 1 to 1048575"):
+            max_rows_per_sheet(tmp_path / "intake.toml")
+
+
 def test_data_docs_are_built_and_linked(tmp_path):
     setl, fee = _clean()
     s = run(_inbox(tmp_path, setl, fee), tmp_path / "w.duckdb")
