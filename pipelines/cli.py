@@ -120,13 +120,15 @@ def _parser() -> argparse.ArgumentParser:
 
 def _print_summary(s: dict, out: Path, db: Path) -> None:
     from pipelines.ingest.behind import data_gap  # loaded by the night already; kept off `--help`'s path
+    from pipelines.ingest.result import uploads_rejected
 
     f, rows = s["files"], s["rows"]
     print(f"claimwatch nightly {s['run_id']}: as of {s['as_of']}, {sum(s['timings_s'].values()):.1f}s")
     print(
         f"  files: {f['seen']:,} seen = {f['loaded']:,} loaded"
         + (f" ({f['corrected']:,} of them corrections)" if f["corrected"] else "")
-        + f" + {f['unchanged']:,} unchanged + {len(f['rejected']):,} rejected"
+        + f" + {f['unchanged']:,} unchanged + {len(uploads_rejected(f)):,} rejected"
+        + (f"; {counted(n, 'reference list')} refused" if (n := len(f["rejected"]) - len(uploads_rejected(f))) else "")
     )
     for t, c in rows.items():
         print(

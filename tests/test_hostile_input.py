@@ -336,3 +336,34 @@ def test_a_file_in_reference_that_is_none_of_the_lists_is_named_not_passed_over(
         (inbox / name).unlink(missing_ok=True)
     s = run(inbox, tmp_path / "w.duckdb", tmp_path / "out2")
     assert s["reference"]["not_read"] == [] and "complaints" in s["reference"]["loaded"]
+
+
+def test_a_workbook_renamed_csv_is_said_to_be_one_and_the_files_line_adds_up(tmp_path, capsys):
+    """A workbook saved under a .csv name read as 'binary content' (an upload) or as text broken at byte 22 (a
+    reference list): both now say what the file is and what to do. The refused list is not an upload, so the files
+    line counts it apart and its sum is the uploads seen."""
+    import openpyxl
+
+    from pipelines.cli import _print_summary
+    from pipelines.flows.artifacts import summary_markdown
+
+    book = tmp_path / "book.xlsx"
+    wb = openpyxl.Workbook()
+    wb.active.append(["complaint_id", "received_date"])
+    wb.save(book)
+    inbox = make_inbox(
+        tmp_path / "inbox", {CLEAN_SETL: [setl_row()], "H13030200001_20261016_setl.csv": book.read_bytes()}
+    )
+    (inbox / "reference" / "complaints.csv").write_bytes(book.read_bytes())
+    s = run(inbox, tmp_path / "w.duckdb", tmp_path / "out")
+    said = "unreadable: an Excel workbook (xlsx), not CSV text: save it from Excel as CSV"
+    said += " (an upload may also be sent as .xlsx)"
+    assert {r["file"]: r["reason"] for r in s["files"]["rejected"]} == {
+        "H13030200001_20261016_setl.csv": said,
+        "reference/complaints.csv": said,
+    }
+    _print_summary(s, tmp_path / "out", tmp_path / "w.duckdb")
+    assert (
+        "  files: 2 seen = 1 loaded + 0 unchanged + 1 rejected; 1 reference list refused\n" in capsys.readouterr().out
+    )
+    assert "| 收到 / 入库 / 未变 / 拒收文件 | 2 / 1 / 0 / 1 |" in summary_markdown(s)

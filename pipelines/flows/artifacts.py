@@ -8,6 +8,7 @@ from pathlib import Path
 import polars as pl
 
 from pipelines.ingest.behind import data_gap
+from pipelines.ingest.result import uploads_rejected
 from pipelines.targeting.selection import NO_DRAW_ZH
 
 SUMMARY_KEY = "claimwatch-nightly-summary"
@@ -30,7 +31,7 @@ def summary_markdown(s: dict) -> str:
         "| 项目 | 数量 |",
         "|---|---|",
         f"| 收到 / 入库 / 未变 / 拒收文件 | "
-        f"{f['seen']:,} / {f['loaded']:,} / {f['unchanged']:,} / {len(f['rejected']):,} |",
+        f"{f['seen']:,} / {f['loaded']:,} / {f['unchanged']:,} / {len(uploads_rejected(f)):,} |",
     ]
     for t, c in rows.items():
         lines.append(

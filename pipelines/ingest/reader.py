@@ -35,8 +35,21 @@ class RawFile:
     frame: pl.DataFrame  # code columns (text) + extra (json text or null) + _row (spreadsheet row)
 
 
+WORKBOOK_MAGIC = {b"PK\x03\x04": "an Excel workbook (xlsx)", b"\xd0\xcf\x11\xe0": "an old Excel workbook (xls)"}
+
+
+def refuse_workbook(data: bytes) -> None:
+    """A workbook renamed .csv: said as such, not as the text fault or NUL byte it otherwise reads as."""
+    for magic, kind in WORKBOOK_MAGIC.items():
+        if data.startswith(magic):
+            raise FileRejected(
+                "unreadable", f"{kind}, not CSV text: save it from Excel as CSV (an upload may also be sent as .xlsx)"
+            )
+
+
 def decode(data: bytes) -> tuple[str, str]:
     """UTF-8 (with or without BOM) or GB18030, strictly; never a silent guess."""
+    refuse_workbook(data)
     if data.startswith(b"\xef\xbb\xbf"):
         try:
             return data[3:].decode("utf-8"), "utf-8-sig"
@@ -105,6 +118,7 @@ def _read_csv(path: Path, table: Table) -> tuple[pl.DataFrame, str]:
     data = path.read_bytes()
     if not data or data.isspace():
         raise FileRejected("unreadable", "the file is empty (no header line)")
+    refuse_workbook(data)
     if b"\x00" in data[:4096]:
         raise FileRejected("unreadable", "binary content (NUL bytes): not a CSV text file")
     text, enc = decode(data)

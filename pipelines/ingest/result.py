@@ -51,3 +51,9 @@ class IngestResult:
             "behind": self.behind,
             "newest_upload": self.newest_upload.isoformat() if self.newest_upload else None,
         }
+
+
+def uploads_rejected(files: dict) -> list[dict]:
+    """The refused uploads of a run summary's `files` (its `rejected` lists the refused reference lists too, which
+    are not among the uploads `seen`)."""
+    return [r for r in files["rejected"] if not r["file"].startswith("reference/")]
