@@ -127,8 +127,8 @@ def _print_summary(s: dict, out: Path, db: Path) -> None:
     print(
         f"  files: {f['seen']:,} seen = {f['loaded']:,} loaded"
         + (f" ({f['corrected']:,} of them corrections)" if f["corrected"] else "")
-        + f" + {f['unchanged']:,} unchanged + {len(uploads_rejected(f)):,} rejected"
-        + (f"; {counted(n, 'reference list')} refused" if (n := len(f["rejected"]) - len(uploads_rejected(f))) else "")
+        + f" + {f['unchanged']:,} unchanged + {len(uploads := uploads_rejected(f)):,} rejected"
+        + (f"; {counted(n, 'reference list')} refused" if (n := len(f["rejected"]) - len(uploads)) else "")
     )
     for t, c in rows.items():
         print(
