@@ -12,8 +12,16 @@ import pytest
 
 from detectors.scoring import repeat_offender_uplift
 from pipelines.cases.deadlines import add_days, deadline
-from pipelines.cases.lifecycle import START, TERMINAL, TransitionRefused, check, load
-from pipelines.cases.store import advance, cases, open_case, open_rectification, record_rectification, rectifications
+from pipelines.cases.lifecycle import RECT_EVENTS, RECT_STATUS_ZH, START, TERMINAL, TransitionRefused, check, load
+from pipelines.cases.store import (
+    UnknownCase,
+    advance,
+    cases,
+    open_case,
+    open_rectification,
+    record_rectification,
+    rectifications,
+)
 from pipelines.warehouse.schema import create_all
 
 CFG = load()
@@ -114,6 +122,65 @@ def test_rectification_follow_up(con):
     assert r == [("ZG-1", "open", False), ("ZG-2", "report_received", False), ("ZG-3", "failed", True)]
     r = rectifications(con, date(2026, 12, 2)).select("rect_id", "follow_up").rows()
     assert r == [("ZG-1", True), ("ZG-2", False), ("ZG-3", True)]
+
+
+RECT_STATES = list(RECT_STATUS_ZH)
+RECT_ALLOWED = [(s, e) for s, es in CFG["rectification"].items() for e in es]
+
+
+@pytest.mark.parametrize(("state", "event"), [(s, e) for s in RECT_STATES for e in RECT_EVENTS])
+def test_a_rectification_event_is_recorded_only_where_the_procedure_allows_it(con, state, event):
+    open_rectification(con, "ZG-1", "XS-1", "H1", "文号1", date(2026, 11, 1), date(2026, 12, 1), "r")
+    path = {"open": [], "report_received": ["report_received"], "accepted": ["report_received", "accepted"]}
+    for e in path.get(state, ["failed"]):
+        record_rectification(con, "ZG-1", e, "李四", "说明")
+    assert rectifications(con, date(2026, 11, 2))["status"].to_list() == [state]
+    if (state, event) in RECT_ALLOWED:
+        assert record_rectification(con, "ZG-1", event, "李四", "说明") == state
+        assert rectifications(con, date(2026, 11, 2))["status"].to_list() == [event]
+    else:
+        with pytest.raises(TransitionRefused) as e:
+            record_rectification(con, "ZG-1", event, "李四", "说明")
+        assert ("final" in str(e.value)) if state in ("accepted", "failed") else "allowed: " in str(e.value)
+        assert rectifications(con, date(2026, 11, 2))["status"].to_list() == [state]  # nothing written
+
+
+def test_a_rectification_event_says_who_and_a_failure_why(con):
+    open_rectification(con, "ZG-1", "XS-1", "H1", "文号1", date(2026, 11, 1), date(2026, 12, 1), "r")
+    with pytest.raises(ValueError, match="who"):
+        record_rectification(con, "ZG-1", "report_received", " ", "")
+    with pytest.raises(ValueError, match="why"):
+        record_rectification(con, "ZG-1", "failed", "李四", " ")
+    with pytest.raises(UnknownCase):
+        record_rectification(con, "ZG-9", "failed", "李四", "未整改")
+    assert con.execute("SELECT count(*) FROM rectification_events").fetchall() == [(0,)]
+
+
+def test_a_lapsed_rectification_calls_its_institution_back_once(con):
+    """Overdue in 2026-12 and visited by that cycle's draw: it does not bring the institution back in 2027-01,
+    and drawing 2026-12 again still sees it; one the 2026-12 draw did not visit still comes back."""
+    for code in ("H1", "H2"):
+        con.execute("INSERT INTO cases (case_id, fixmedins_code, draw_id) VALUES (?, ?, 'D10')", [f"XS-{code}", code])
+        open_rectification(con, f"ZG-{code}", f"XS-{code}", code, "文号", date(2026, 11, 1), date(2026, 12, 1), "r")
+    con.execute(
+        """INSERT INTO draws (draw_id, cycle, version, status, as_of) VALUES
+           ('D10', '2026-10', 1, 'current', DATE '2026-10-31'),
+           ('D12a', '2026-12', 1, 'superseded', DATE '2026-12-05'),
+           ('D12', '2026-12', 2, 'current', DATE '2026-12-05')"""
+    )
+    con.execute("INSERT INTO draw_targets (draw_id, fixmedins_code) VALUES ('D12a', 'H2'), ('D12', 'H1')")
+    cols = ["rect_id", "overdue", "follow_up", "followed_up_in"]
+    assert rectifications(con, date(2026, 12, 5)).select(cols).rows() == [
+        ("ZG-H1", True, True, None),
+        ("ZG-H2", True, True, None),
+    ]
+    assert rectifications(con, date(2027, 1, 10)).select(cols).rows() == [
+        ("ZG-H1", True, False, "2026-12"),
+        ("ZG-H2", True, True, None),  # only a superseded draw of 2026-12 held it
+    ]
+    # a draw made before the item lapsed was no follow-up of it
+    con.execute("UPDATE draws SET as_of = DATE '2026-11-30' WHERE draw_id = 'D12'")
+    assert rectifications(con, date(2027, 1, 10))["follow_up"].to_list() == [True, True]
 
 
 def test_repeat_offender_uplift_on_a_hand_example():

@@ -1,5 +1,5 @@
 """Cases through the nightly run and the command line: opened once, advanced with a clear refusal on a
-wrong step, outcomes imported idempotently, overdue rectification bringing the institution back."""
+wrong step, outcomes imported idempotently, overdue rectification bringing the institution back once."""
 
 from __future__ import annotations
 
@@ -64,12 +64,37 @@ def test_cases_cycle_through_two_nights_and_the_commands(inbox_copy, tmp_path):
         assert (
             cli("cases", "--db", str(db), "rectification", accepted, "--event", event, "--by", "王明").returncode == 0
         )
+    r = cli("cases", "--db", str(db), "rectification", accepted, "--event", "failed", "--by", "王明", "--note", "x")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "final (accepted: 验收通过)" in r.stderr, r.stderr
+    r = cli("cases", "--db", str(db), "show", accepted)
+    assert r.returncode == 0 and "状态 验收通过" in r.stdout and r.stdout.count("王明: ") == 2, r.stdout
     s2 = run_nightly(NightlyParams(inbox_copy, db, tmp_path / "n2", as_of=date(2026, 12, 5)))
     listed = pl.read_csv(tmp_path / "n2" / "sampling_list.csv", infer_schema=False)
     follow = set(listed.filter(pl.col("selection_reason") == "follow_up")["fixmedins_code"])
     assert follow == {code for rid, code in rect if rid != accepted}
     assert s2["cases"]["rectifications_follow_up"] == len(rect) - 1
     assert "整改跟踪" in (tmp_path / "n2" / "report.html").read_text(encoding="utf-8")
+    # the next cycle: the items the December draw followed up call nobody back; December's own overdue items do
+    s3 = run_nightly(NightlyParams(inbox_copy, db, tmp_path / "n3", as_of=date(2027, 1, 10)))
+    listed = pl.read_csv(tmp_path / "n3" / "sampling_list.csv", infer_schema=False)
+    con = duckdb.connect(str(db), read_only=True)
+    december = {
+        c
+        for (c,) in con.execute(
+            "SELECT fixmedins_code FROM rectifications WHERE rect_id LIKE 'ZG-2026-12-%'"
+        ).fetchall()
+    }
+    con.close()
+    assert set(listed.filter(pl.col("selection_reason") == "follow_up")["fixmedins_code"]) == december - set(
+        listed.filter(pl.col("selection_reason") == "complaint")["fixmedins_code"]
+    )
+    assert s3["cases"]["rectifications_follow_up"] == len(december)
+    sheet = pl.read_excel(tmp_path / "n3" / "cases.xlsx", sheet_name="整改跟踪", read_options={"header_row": 1})
+    followed = sheet.filter(pl.col("整改编号").str.starts_with("ZG-2026-10-"))
+    assert followed.height == len(rect)
+    assert followed["下周期跟踪检查"].to_list() == [
+        "" if rid == accepted else "已于2026-12周期跟踪检查" for rid in followed["整改编号"]
+    ]
     # facts established on site carry the overpaid amount as money is written (1,042.77元)
     from openpyxl import load_workbook
 

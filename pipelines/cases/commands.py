@@ -14,9 +14,9 @@ from pathlib import Path
 
 import polars as pl
 
-from pipelines.cases.lifecycle import TransitionRefused, allowed, statuses
+from pipelines.cases.lifecycle import RECT_EVENTS, RECT_STATUS_ZH, TransitionRefused, allowed, rect_allowed, statuses
 from pipelines.cases.step import OUTCOMES_SQL, open_case_table
-from pipelines.cases.store import UnknownCase, advance, record_rectification, status_of
+from pipelines.cases.store import UnknownCase, advance, record_rectification, rectifications, status_of
 from pipelines.progress import counted, padded
 
 
@@ -39,8 +39,8 @@ def add_parser(sub, default_db: Path, iso_date: Callable[[str], date]) -> None:
     ls.add_argument("--overdue", action="store_true")
     ls.add_argument("--all", action="store_true", help="closed cases too")
     ls.add_argument("--as-of", type=iso_date, default=None, help="judge deadlines on this day (default today)")
-    sh = cs.add_parser("show", parents=[db], help="one case and its history")
-    sh.add_argument("case_id")
+    sh = cs.add_parser("show", parents=[db], help="one case, or one rectification item, and its history")
+    sh.add_argument("case_id", metavar="ID", help="a case (TS-…, XS-…) or a rectification item (ZG-…)")
     adv = cs.add_parser("advance", parents=[db], help="move a case to its next status")
     adv.add_argument("case_id")
     adv.add_argument("--to", required=True, help="the new status, e.g. 复审")
@@ -49,10 +49,15 @@ def add_parser(sub, default_db: Path, iso_date: Callable[[str], date]) -> None:
     rc = cs.add_parser(
         "rectification", parents=[db], help="record an institution's rectification report or its assessment"
     )
-    rc.add_argument("rect_id")
-    rc.add_argument("--event", required=True, choices=["report_received", "accepted", "failed"])
-    rc.add_argument("--by", required=True)
-    rc.add_argument("--note", default="")
+    rc.add_argument("rect_id", metavar="ID", help="the item, ZG-<cycle>-<code> (cases.xlsx, sheet 整改跟踪)")
+    rc.add_argument(
+        "--event",
+        required=True,
+        choices=RECT_EVENTS,
+        help="report_received (整改报告已报送), then accepted (验收通过) or failed (整改不合格)",
+    )
+    rc.add_argument("--by", required=True, help="who records it")
+    rc.add_argument("--note", default="", help="required with failed: why")
     im = cs.add_parser(
         "import-outcomes", parents=[db], help="merge an audit_outcomes.csv (SPEC §1.4) into the warehouse"
     )
@@ -120,6 +125,10 @@ def _list(args) -> None:
 def _show(args) -> None:
     con = _read(args.db)
     try:
+        rect = rectifications(con, date.today()).filter(pl.col("rect_id") == args.case_id)
+        if rect.height:
+            _show_rectification(con, rect.row(0, named=True))
+            return
         status = status_of(con, args.case_id)
         case = con.sql("SELECT * FROM cases WHERE case_id = ?", params=[args.case_id]).pl().row(0, named=True)
         events = con.execute(
@@ -130,6 +139,7 @@ def _show(args) -> None:
             "SELECT audited, confirmed, confirmed_amount, last_audited_on FROM case_outcomes WHERE case_id = ?",
             [args.case_id],
         ).fetchall()
+        rects = rectifications(con, date.today()).filter(pl.col("case_id") == args.case_id)
     finally:
         con.close()
     print(f"{case['case_id']}  {case['title']}  机构 {case['fixmedins_code']}  当前环节 {status}")
@@ -141,10 +151,33 @@ def _show(args) -> None:
     if outcome:
         a, c, amt, last = outcome[0]
         print(f"  现场核实: 核查{a}人次, 确认{c}人次, 确认金额{amt:,.2f}元 (最近 {last})")
+    for r in rects.iter_rows(named=True):
+        print(f"  整改 {r['rect_id']}: {RECT_STATUS_ZH[r['status']]}, 期限 {r['due_on']}{_late(r)}")
     for seq, at, actor, frm, to, note in events:
         print(f"  {seq}. {at:%Y-%m-%d %H:%M} {actor}: {frm or '—'} → {to}  {note or ''}")
     if nxt := allowed(status):
         print(f"  next: {'、'.join(nxt)}")
+
+
+def _late(rect: dict) -> str:
+    if rect["follow_up"]:
+        return ("  逾期未报送" if rect["overdue"] else "") + ", 列入下周期跟踪检查"
+    if rect["followed_up_in"]:
+        return f"  已于{rect['followed_up_in']}周期跟踪检查"
+    return ""
+
+
+def _show_rectification(con, r: dict) -> None:
+    events = con.execute(
+        "SELECT event_at, actor, event, note FROM rectification_events WHERE rect_id = ? ORDER BY event_at, rowid",
+        [r["rect_id"]],
+    ).fetchall()
+    print(f"{r['rect_id']}  整改 {r['doc_no']}  机构 {r['fixmedins_code']}  状态 {RECT_STATUS_ZH[r['status']]}")
+    print(f"  下达 {r['opened_on']}  整改期限 {r['due_on']}  案件 {r['case_id']}{_late(r)}")
+    for n, (at, actor, event, note) in enumerate(events, 1):
+        print(f"  {n}. {at:%Y-%m-%d %H:%M} {actor}: {event} ({RECT_STATUS_ZH[event]})  {note or ''}")
+    if nxt := rect_allowed(r["status"]):
+        print(f"  next: {', '.join(nxt)}")
 
 
 def _advance(args) -> None:
@@ -153,8 +186,9 @@ def _advance(args) -> None:
 
 
 def _rect(args) -> None:
-    _write(args.db, lambda con: record_rectification(con, args.rect_id, args.event, args.by, args.note))
-    print(f"{args.rect_id}: {args.event} recorded ({args.by})")
+    before = _write(args.db, lambda con: record_rectification(con, args.rect_id, args.event, args.by, args.note))
+    note = f": {args.note}" if args.note else ""
+    print(f"{args.rect_id}: {before} → {args.event} ({RECT_STATUS_ZH[args.event]}; {args.by}{note})")
 
 
 def _import(args) -> None:

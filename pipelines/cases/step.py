@@ -1,6 +1,6 @@
 """The cases step of the nightly run: open a case per complaint and per institution with a notice (never
 twice), a rectification item per notice, recompute what on-site audits verified, and write `cases.xlsx`
-with every open case and the inspectors it belongs to."""
+with every open case and the inspectors it belongs to, and every rectification item with its state."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import polars as pl
 
 from pipelines.cases.complaints import complaint_deadline
 from pipelines.cases.deadlines import add_days
+from pipelines.cases.lifecycle import RECT_STATUS_ZH
 from pipelines.cases.lifecycle import load as load_config
 from pipelines.cases.store import cases, open_case, open_rectification, rectifications
 from pipelines.notices.config import load as load_notice_config
@@ -145,6 +146,45 @@ CASE_ZH = {
 }
 
 
+RECT_ZH = {
+    "rect_id": "整改编号",
+    "fixmedins_code": "机构编码",
+    "fixmedins_name": "机构名称",
+    "doc_no": "违约通知书文号",
+    "opened_on": "下达日期",
+    "due_on": "整改期限",
+    "status_zh": "状态",
+    "overdue_zh": "逾期未报送",
+    "follow_up_zh": "下周期跟踪检查",
+    "status_at": "最近登记",
+    "status_by": "登记人",
+    "status_note": "说明",
+    "case_id": "案件编号",
+}
+
+
+def rectification_table(con: duckdb.DuckDBPyConnection, as_of: date) -> pl.DataFrame:
+    """Every rectification item in Chinese columns: those to follow up first, then by deadline."""
+    names = con.sql(f"SELECT fixmedins_code, fixmedins_name FROM {ref_table(con, 'institutions')}").pl()
+    r = rectifications(con, as_of).join(names, on="fixmedins_code", how="left")
+    return (
+        r.sort(["follow_up", "due_on", "rect_id"], descending=[True, False, False])
+        .with_columns(
+            status_zh=pl.col("status").replace_strict(RECT_STATUS_ZH),
+            overdue_zh=pl.when(pl.col("overdue")).then(pl.lit("是")).otherwise(pl.lit("")),
+            follow_up_zh=pl.when(pl.col("follow_up"))
+            .then(pl.lit("是"))
+            .when(pl.col("followed_up_in").is_not_null())
+            .then(pl.format("已于{}周期跟踪检查", "followed_up_in"))
+            .otherwise(pl.lit("")),
+            opened_on=pl.col("opened_on").cast(pl.String),
+            due_on=pl.col("due_on").cast(pl.String),
+            status_at=pl.col("status_at").dt.strftime("%Y-%m-%d %H:%M"),
+        )
+        .select([pl.col(k).alias(v) for k, v in RECT_ZH.items()])
+    )
+
+
 def write_cases_xlsx(con: duckdb.DuckDBPyConnection, as_of: date, out: Path) -> int:
     frame = open_case_table(con, as_of).with_columns(
         kind_zh=pl.col("kind").replace_strict({"finding": "数据疑点", "complaint": "举报投诉"}, default="其他"),
@@ -155,6 +195,9 @@ def write_cases_xlsx(con: duckdb.DuckDBPyConnection, as_of: date, out: Path) -> 
     shown = frame.select([pl.col(k).alias(v) for k, v in CASE_ZH.items()])
     with Workbook(out / "cases.xlsx") as book:
         book.sheet("未结案件").title(f"未结案件 — 截至{as_of}").table(shown, main=True)
+        book.sheet("整改跟踪").title(
+            f"整改跟踪 — 截至{as_of}（逾期未报送或整改不合格的机构列入下一周期跟踪检查）"
+        ).table(rectification_table(con, as_of), main=True)
         people = con.sql("SELECT DISTINCT inspector_id, inspector_name FROM draw_groups ORDER BY inspector_id").pl()
         for pid, name in people.iter_rows():
             mine = frame.filter(pl.col("inspector_ids").list.contains(pid))
