@@ -157,8 +157,8 @@ def test_a_rectification_event_says_who_and_a_failure_why(con):
 
 
 def test_a_lapsed_rectification_calls_its_institution_back_once(con):
-    """Overdue in 2026-12 and visited by that cycle's draw: it does not bring the institution back in 2027-01,
-    and drawing 2026-12 again still sees it; one the 2026-12 draw did not visit still comes back."""
+    """Overdue in 2026-12 and followed up by that cycle's draw: it does not bring the institution back in
+    2027-01, and drawing 2026-12 again still sees it; one the 2026-12 draw did not follow up still comes back."""
     for code in ("H1", "H2"):
         con.execute("INSERT INTO cases (case_id, fixmedins_code, draw_id) VALUES (?, ?, 'D10')", [f"XS-{code}", code])
         open_rectification(con, f"ZG-{code}", f"XS-{code}", code, "文号", date(2026, 11, 1), date(2026, 12, 1), "r")
@@ -168,19 +168,26 @@ def test_a_lapsed_rectification_calls_its_institution_back_once(con):
            ('D12a', '2026-12', 1, 'superseded', DATE '2026-12-05'),
            ('D12', '2026-12', 2, 'current', DATE '2026-12-05')"""
     )
-    con.execute("INSERT INTO draw_targets (draw_id, fixmedins_code) VALUES ('D12a', 'H2'), ('D12', 'H1')")
+    con.execute(
+        """INSERT INTO draw_targets (draw_id, fixmedins_code, selection_reason) VALUES
+           ('D12a', 'H2', 'follow_up'), ('D12', 'H1', 'follow_up'), ('D12', 'H3', 'complaint')"""
+    )
+    con.execute("INSERT INTO cases (case_id, fixmedins_code, draw_id) VALUES ('XS-H3', 'H3', 'D10')")
+    open_rectification(con, "ZG-H3", "XS-H3", "H3", "文号", date(2026, 11, 1), date(2026, 12, 1), "r")
     cols = ["rect_id", "overdue", "follow_up", "followed_up_in"]
     assert rectifications(con, date(2026, 12, 5)).select(cols).rows() == [
         ("ZG-H1", True, True, None),
         ("ZG-H2", True, True, None),
+        ("ZG-H3", True, True, None),
     ]
     assert rectifications(con, date(2027, 1, 10)).select(cols).rows() == [
         ("ZG-H1", True, False, "2026-12"),
         ("ZG-H2", True, True, None),  # only a superseded draw of 2026-12 held it
+        ("ZG-H3", True, True, None),  # visited for a complaint, not to follow the item up
     ]
     # a draw made before the item lapsed was no follow-up of it
     con.execute("UPDATE draws SET as_of = DATE '2026-11-30' WHERE draw_id = 'D12'")
-    assert rectifications(con, date(2027, 1, 10))["follow_up"].to_list() == [True, True]
+    assert rectifications(con, date(2027, 1, 10))["follow_up"].to_list() == [True, True, True]
 
 
 def test_repeat_offender_uplift_on_a_hand_example():

@@ -128,8 +128,9 @@ def record_rectification(con: duckdb.DuckDBPyConnection, rect_id: str, event: st
 
 
 # the first later cycle whose draw, made after the item lapsed (its deadline passed, or it failed), sent
-# inspectors to the institution: that visit was the follow-up, so the item calls it back no more. Draws of
-# the cycle being drawn do not count, so that drawing it again gives the same list.
+# inspectors to the institution to follow it up: that visit was the follow-up, so the item calls it back no
+# more. A visit for another reason (a complaint outranks a follow-up) told the inspectors nothing of the item,
+# so it does not count. Draws of the cycle being drawn do not count, so that drawing it again gives the same list.
 FOLLOWED_UP_SQL = f"""
     WITH r AS ({RECT_SQL}),
     lapsed AS (
@@ -139,6 +140,7 @@ FOLLOWED_UP_SQL = f"""
         FROM r LEFT JOIN cases c USING (case_id) LEFT JOIN draws d0 ON d0.draw_id = c.draw_id)
     SELECT l.*, (SELECT min(d.cycle) FROM draws d JOIN draw_targets t USING (draw_id)
                  WHERE d.status = 'current' AND t.fixmedins_code = l.fixmedins_code
+                   AND t.selection_reason = 'follow_up'
                    AND d.cycle > l.rect_cycle AND d.cycle < $cycle AND d.as_of >= l.lapsed_on) AS followed_up_in
     FROM lapsed l
 """
