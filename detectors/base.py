@@ -28,6 +28,7 @@ FINDING_SCHEMA = {
 }
 CLEAR = "明确违规"
 SUSPECT = "可疑"
+MODEL = "模型"  # a model's finding has no amount at issue of its own (its `amount` is 0)
 
 
 def yuan_text(amount: pl.Expr, decimals: int = 2) -> pl.Expr:

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import polars as pl
 
-from detectors.base import SUSPECT, BaseDetector, as_findings, empty_findings, visit_where
+from detectors.base import MODEL, SUSPECT, BaseDetector, as_findings, empty_findings, visit_where
 from detectors.high_cost import COMPONENT_NAMES
 
 FEATURE_NAMES = {"medfee_sumamt": "次均费用", "n_lines": "明细条数", **COMPONENT_NAMES}
@@ -141,6 +141,6 @@ def run(visits: pl.DataFrame, cfg: dict) -> pl.DataFrame:
         ),
         source=f"MODEL_{c['model'].upper()}",
         source_name="孤立森林模型" if c["model"] == "iforest" else f"{c['model'].upper()}模型",
-        kind="模型",
+        kind=MODEL,
         result_type=SUSPECT,
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from detectors.base import CLEAR, squash, yuan_text
+from detectors.base import CLEAR, MODEL, squash, yuan_text
 
 
 def visit_scores(findings: pl.DataFrame, visits: pl.DataFrame) -> pl.DataFrame:
@@ -32,10 +32,16 @@ def visit_scores(findings: pl.DataFrame, visits: pl.DataFrame) -> pl.DataFrame:
 def top_reasons(findings: pl.DataFrame, n: int) -> pl.DataFrame:
     """Per institution, the `n` kinds of finding with the most money at issue, as one Chinese sentence."""
     per = findings.group_by("fixmedins_code", "source_name").agg(
-        pl.col("setl_id").n_unique().alias("visits"), pl.col("amount").sum().alias("amount")
+        pl.col("setl_id").n_unique().alias("visits"),
+        # a model judges the whole visit and sets no amount: say none rather than "涉及0.00元"
+        pl.when(pl.col("kind").first() != MODEL).then(pl.col("amount").sum()).alias("amount"),
     )
-    per = per.sort("amount", descending=True).with_columns(
-        text=pl.format("{}{}人次, 涉及{}元", pl.col("source_name"), pl.col("visits"), yuan_text(pl.col("amount")))
+    per = per.sort(["amount", "visits", "source_name"], descending=[True, True, False], nulls_last=True).with_columns(
+        text=pl.when(pl.col("amount").is_null())
+        .then(pl.format("{}{}人次", pl.col("source_name"), pl.col("visits")))
+        .otherwise(
+            pl.format("{}{}人次, 涉及{}元", pl.col("source_name"), pl.col("visits"), yuan_text(pl.col("amount")))
+        )
     )
     return per.group_by("fixmedins_code").agg(pl.col("text").head(n).str.join("; ").alias("top_reasons"))
 

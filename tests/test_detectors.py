@@ -11,6 +11,7 @@ import pytest
 from detectors.frequency import FrequencyDetector
 from detectors.high_cost import HighCostDetector
 from detectors.isolation import MODELS, IsolationDetector
+from detectors.scoring import top_reasons
 
 GROUPS = [["med_type", "hosp_lv", "dept_codg"], ["med_type"]]
 T0 = datetime(2026, 10, 1, 9)
@@ -184,3 +185,18 @@ def test_isolation_reasons_give_the_share_with_one_decimal():
     shares = found["reason"].str.extract(r"高于([^%]+)%")
     assert shares.n_unique() > 10 and "99.8" in shares.to_list(), shares.unique().to_list()
     assert shares.str.contains(r"^\d{2}\.\d$").all(), shares.filter(~shares.str.contains(r"^\d{2}\.\d$")).to_list()
+
+
+def test_top_reasons_name_the_money_at_issue_and_no_amount_for_a_model():
+    findings = pl.DataFrame(
+        {
+            "fixmedins_code": ["A", "A", "A", "A", "B"],
+            "source_name": ["孤立森林模型", "孤立森林模型", "重复收费", "超标准收费", "孤立森林模型"],
+            "setl_id": ["1", "2", "1", "3", "9"],
+            "kind": ["模型", "模型", "规则", "规则", "模型"],
+            "amount": [0.0, 0.0, 12.5, 300.0, 0.0],
+        }
+    )
+    out = dict(top_reasons(findings, 2).iter_rows())
+    assert out == {"A": "超标准收费1人次, 涉及300.00元; 重复收费1人次, 涉及12.50元", "B": "孤立森林模型1人次"}
+    assert dict(top_reasons(findings, 3).iter_rows())["A"].endswith("; 孤立森林模型2人次")

@@ -198,6 +198,26 @@ def test_the_intake_sentence_adds_up(small_night):
     assert seen == loaded + unchanged + rejected == summary["files"]["seen"] > 0
 
 
+def test_a_night_whose_uploads_all_loaded_cleanly_does_not_read_as_a_night_without_uploads(small_night, tmp_path):
+    """The table lists only institutions with refused files or rows; when none has any, the report says how
+    many uploaded cleanly (it said 今晚没有新的上传文件 under 收到文件 10 个：入库 10 个)."""
+    from dataclasses import replace
+
+    from pipelines.report.data import load_report_data
+    from pipelines.report.render import render_report
+
+    db, summary, _ = small_night
+    con = duckdb.connect(str(db), read_only=True)
+    data = load_report_data(con, summary["run_id"], date.fromisoformat(summary["as_of"]), summary["draw"]["draw_id"])
+    con.close()
+    clean = data.intake.with_columns(rows_quarantined=pl.lit(0, pl.Int64), files_rejected=pl.lit(0, pl.Int64))
+    assert clean.height > 1
+    html = render_report(replace(data, intake=clean), summary, tmp_path).read_text(encoding="utf-8")
+    assert f"今晚 {clean.height} 家机构的上传均无问题" in html and "今晚没有新的上传文件" not in html
+    html = render_report(replace(data, intake=clean.clear()), summary, tmp_path).read_text(encoding="utf-8")
+    assert "今晚没有新的上传文件" in html and "均无问题" not in html
+
+
 def test_the_intake_paragraph_counts_the_fee_lines_still_waiting_for_their_settlement(small_night):
     """Lines refused for a settlement not yet sent stay in view after the night that refused them."""
     _, summary, out = small_night

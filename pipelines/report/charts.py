@@ -15,6 +15,7 @@ import polars as pl
 from matplotlib import font_manager
 from matplotlib.ft2font import FT2Font
 from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
 
 from pipelines.outputs.templates import TEMPLATES
 
@@ -27,6 +28,7 @@ CJK_FAMILIES = [
     "Source Han Sans SC",
 ]
 PROBE = "医保基金门诊高额费用"
+MIN_SLOTS = 6  # the weekly chart keeps room for this many weeks, however few it has
 
 
 class MissingCJKFont(RuntimeError):
@@ -85,6 +87,10 @@ def weekly(frame: pl.DataFrame) -> bytes:
     labels = [f"{w:%m-%d}" + ("*" if p else "") for w, p in zip(frame["week"], partial, strict=True)]
     colors = ["#a9bdd1" if p else "#1f4e79" for p in partial]
     ax.bar(labels, frame["visits"], color=colors, label="疑点人次")
+    if len(labels) < MIN_SLOTS:  # a short window: bars as wide as in a full one, not one bar across the chart
+        pad = (MIN_SLOTS - len(labels)) / 2
+        ax.set_xlim(-0.5 - pad, len(labels) - 0.5 + pad)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("疑点人次")
     ax2 = ax.twinx()
     ax2.plot(labels, frame["amount"] / 10000, color="#c0504d", marker="o", label="涉及金额(万元)")
@@ -132,9 +138,11 @@ def mix(frame: pl.DataFrame) -> bytes:
     names = frame["source_name"].to_list()[::-1]
     ax1.barh(names, frame["visits"].to_list()[::-1], color="#1f4e79")
     ax1.set_title("疑点人次")
+    ax1.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax2.barh(names, (frame["amount"] / 10000).to_list()[::-1], color="#c0504d")
     ax2.set_title("涉及金额(万元)")
     for ax in (ax1, ax2):
+        ax.set_xlim(left=0)  # counts and amounts are never negative, even when all are zero
         ax.grid(axis="x")
         ax.grid(axis="y", visible=False)
     fig.set_size_inches(7.6, 0.32 * frame.height + 1.3)
@@ -151,6 +159,7 @@ def by_region(frame: pl.DataFrame) -> bytes:
     for i, k in enumerate(kinds):
         ax.bar([v + i * width for v in x], wide[k] / 10000, width=width, label=k)
     ax.set_xticks([v + width * (len(kinds) - 1) / 2 for v in x], wide["region"].to_list(), rotation=30)
+    ax.set_ylim(bottom=0)
     ax.set_ylabel("疑点金额(万元)")
     ax.set_title("各片区疑点金额: 医疗机构与零售药店")
     ax.legend()

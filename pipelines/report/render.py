@@ -10,6 +10,7 @@ from pathlib import Path
 import jinja2
 import polars as pl
 
+from detectors.base import MODEL
 from pipelines import __version__
 from pipelines.cases.lifecycle import load as load_case_config
 from pipelines.ingest.behind import data_gap
@@ -149,9 +150,9 @@ def context(d: ReportData, summary: dict) -> dict:
         ],
         # a model judges the visit as a whole and puts no amount on it: "0.00" would read as nothing at stake
         "mix": [
-            {**r, "amount": "—" if r["kind"] == "模型" else _money(r["amount"])} for r in d.mix.iter_rows(named=True)
+            {**r, "amount": "—" if r["kind"] == MODEL else _money(r["amount"])} for r in d.mix.iter_rows(named=True)
         ],
-        "mix_has_model": "模型" in d.mix["kind"].to_list(),
+        "mix_has_model": MODEL in d.mix["kind"].to_list(),
         "regions": [{**r, "amount": _money(r["amount"])} for r in d.regions.iter_rows(named=True)],
         "complaint_rule": _complaint_rule(),
         "complaints": [
