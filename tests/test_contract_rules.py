@@ -257,6 +257,26 @@ def test_a_broken_reference_list_is_refused_and_the_previous_one_kept(tmp_path):
     assert con.execute("SELECT count(*) FROM ref_institutions").fetchall()[0][0] == 2
 
 
+def test_a_refused_list_counts_its_rows_apart_from_the_rules_they_break(tmp_path):
+    """Row 2 breaks three rules and row 3 one: two rows to correct, four failures (it said '4 failing rows')."""
+    from pipelines.ingest.reference import load_references
+    from pipelines.warehouse.session import connect_writer, write_session
+
+    ref = tmp_path / "reference"
+    ref.mkdir()
+    (ref / "inspectors.csv").write_text(
+        "inspector_id,inspector_name,cert_no,region\nJC001,,,文化路街道\nJC001,王明,冀医保执1,文化路街道\n",
+        encoding="utf-8",
+    )
+    with write_session(tmp_path / "w.duckdb") as stage:
+        con = connect_writer(stage)
+        result = load_references(con, ref, "n1")
+        con.close()
+    reason = {r["file"]: r["reason"] for r in result.rejected}["reference/inspectors.csv"]
+    assert reason.startswith("2 failing rows (4 failures): row 2: ") and reason.endswith(" and 1 more failure"), reason
+    assert reason.count("row 2: ") == 3 and "duplicate_key (JC001)" in reason
+
+
 def test_a_conflict_or_complaint_naming_no_one_on_the_lists_refuses_its_list(tmp_path):
     """A typo in a 回避 would leave the inspector free to go; one in a complaint would send inspectors to an
     institution nobody knows. Each list names the row; a list whose own target list was never received is not

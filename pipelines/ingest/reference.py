@@ -79,8 +79,11 @@ def _refuse_if_any(failures: pl.DataFrame) -> None:
         f"row {r}: {rule} ({v})"
         for r, rule, v in failures.sort("_row").head(3).select("_row", "rule", "value").iter_rows()
     )
-    more = f" and {failures.height - 3} more" if failures.height > 3 else ""
-    raise FileRejected("contract", f"{counted(failures.height, 'failing row')}: {shown}{more}")
+    rows = failures["_row"].n_unique()
+    # a row may break several rules: count the rows, and the failures when they are more
+    of = f" ({failures.height} failures)" if failures.height > rows else ""
+    more = f" and {counted(failures.height - 3, 'more failure')}" if failures.height > 3 else ""
+    raise FileRejected("contract", f"{counted(rows, 'failing row')}{of}: {shown}{more}")
 
 
 def load_references(
