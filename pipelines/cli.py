@@ -333,8 +333,9 @@ def cmd_draws(args) -> None:
     if not rows:
         raise UserError(f"no draws recorded in {args.db}" + (f" for cycle {args.cycle}" if args.cycle else ""))
     failed = 0
+    width = max(11, *(len(str(r[3])) + 1 for r in rows))  # a seed given by hand may have 19 digits
     for draw_id, _, status, seed, drawn_at, as_of, n, sha in rows:
-        line = f"{draw_id:<14} {status:<10} seed {seed:<11} drawn {drawn_at:%Y-%m-%d %H:%M} data to {as_of}"
+        line = f"{draw_id:<14} {status:<10} seed {seed:<{width}} drawn {drawn_at:%Y-%m-%d %H:%M} data to {as_of}"
         line += f"  {counted(n, 'institution')}  inputs {sha[:12]}"
         if args.verify:
             problems = verify_draw(con, draw_id)
