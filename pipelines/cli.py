@@ -144,6 +144,12 @@ def _print_summary(s: dict, out: Path, db: Path) -> None:
             f"({counted(f['waiting_institutions'], 'institution')})"
             + (f", {gone:,} of them from files no longer in uploads/ (to be sent again)" if gone else "")
         )
+    for r in f.get("settlement_withdrawn") or []:
+        print(
+            f"  NOTE {r['fixmedins_code']}: {counted(r['lines'], 'fee line')} of {r['file']} name a settlement that a "
+            "corrected settlement file withdrew tonight; kept, but out of the detection until the settlement comes "
+            "again or the fee file is corrected (setl_withdrawn in contract_warnings.csv)"
+        )
     for r in (behind := f.get("behind") or [])[:5]:
         print(
             f"  behind on uploads: {r['fixmedins_code']} {r['fixmedins_name'] or ''}, newest file "

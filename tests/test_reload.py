@@ -311,3 +311,46 @@ def test_a_settlement_corrected_the_same_night_lets_its_waiting_lines_load_that_
     con = duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True)
     assert con.execute("SELECT count(*) FROM fee").fetchall() == [(2,)]
     con.close()
+
+
+def test_fee_lines_whose_settlement_a_correction_leaves_out_are_named_not_left_in_silence(tmp_path):
+    """A corrected settlement file without S2 withdraws S2, whose two fee lines stay loaded: the night names them
+    (a setl_withdrawn warning per line, per file in the result). When the fee file is corrected the same night
+    without them, or S2 comes back, nothing is left to name."""
+    from tests.helpers import fee_row, load_uploads, make_inbox, setl_totalling
+
+    fee = "H13030200001_20261015_fee.csv"
+    setl = "H13030200001_20261015_setl.csv"
+    lines = [
+        fee_row(),
+        fee_row(feedetl_sn="F2", setl_id="S2", mdtrt_id="M2"),
+        fee_row(feedetl_sn="F3", setl_id="S2", mdtrt_id="M2"),
+    ]
+    both = [setl_totalling(24.0), setl_totalling(48.0, setl_id="S2", mdtrt_id="M2")]
+    inbox = make_inbox(tmp_path / "inbox", {fee: lines, setl: both})
+    db = tmp_path / "w.duckdb"
+    assert load_uploads(inbox, db, "night-1").settlement_withdrawn == []
+
+    def night(run_id: str, files: dict) -> tuple[list[dict], list[tuple]]:
+        for name, rows in files.items():
+            pl.DataFrame(rows).write_csv(inbox / "uploads" / name)
+            later = time.time_ns() + 10**9
+            os.utime(inbox / "uploads" / name, ns=(later, later))
+        result = load_uploads(inbox, db, run_id)
+        con = duckdb.connect(str(db), read_only=True)
+        warned = con.execute(
+            "SELECT file, record_id, value FROM contract_warnings WHERE run_id = ? AND rule = 'setl_withdrawn' "
+            "ORDER BY record_id",
+            [run_id],
+        ).fetchall()
+        con.close()
+        return result.settlement_withdrawn, warned
+
+    withdrawn, warned = night("night-2", {setl: both[:1]})
+    assert withdrawn == [{"fixmedins_code": "H13030200001", "file": fee, "lines": 2}]
+    assert warned == [(fee, "F2", "setl_id=S2"), (fee, "F3", "setl_id=S2")]
+    con = duckdb.connect(str(db), read_only=True)
+    assert con.execute("SELECT count(*) FROM fee").fetchall() == [(3,)]  # kept, for S2 may come again
+    con.close()
+    assert night("night-3", {setl: both}) == ([], [])  # S2 back: its lines have their visit again
+    assert night("night-4", {setl: both[:1], fee: lines[:1]}) == ([], [])  # both put right together

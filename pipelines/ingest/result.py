@@ -32,6 +32,9 @@ class IngestResult:
     waiting_still: int = 0  # fee lines still waiting for theirs after tonight
     waiting_institutions: int = 0  # whose lines those are
     waiting_file_gone: int = 0  # of those, lines whose file has left uploads/ (they must be sent again)
+    # fee lines whose settlement a corrected settlement file withdrew tonight: fixmedins_code, file, lines. They stay
+    # in the warehouse, out of the detection (which reads lines through their visit) until it comes again
+    settlement_withdrawn: list[dict] = field(default_factory=list)
     behind: list[dict] = field(default_factory=list)  # institutions behind on their uploads (behind.py)
     newest_upload: date | None = None  # the newest file date loaded from anyone, tonight or before
     rows: dict[str, RowCounts] = field(default_factory=lambda: {t: RowCounts() for t in TABLE_ORDER})
@@ -48,6 +51,7 @@ class IngestResult:
             "waiting_lines_still": self.waiting_still,
             "waiting_institutions": self.waiting_institutions,
             "waiting_lines_file_gone": self.waiting_file_gone,
+            "settlement_withdrawn": self.settlement_withdrawn,
             "behind": self.behind,
             "newest_upload": self.newest_upload.isoformat() if self.newest_upload else None,
         }
