@@ -93,14 +93,17 @@ SELECT ?, f.source_file, 'fee', f.source_row, f.feedetl_sn, f.fixmedins_code, 'f
 FROM fee f JOIN setl s USING (fixmedins_code, setl_id)
 WHERE f.run_id = ? AND (CAST(f.fee_ocur_time AS DATE) < CAST(s.begntime AS DATE)
                         OR CAST(f.fee_ocur_time AS DATE) > CAST(s.endtime AS DATE));
+"""
+# fee lines already loaded that name a settlement tonight's corrections withdrew and did not bring back
+SETL_WITHDRAWN_WARNINGS = """
 INSERT INTO contract_warnings
 SELECT ?, f.source_file, 'fee', f.source_row, f.feedetl_sn, f.fixmedins_code, 'setl_withdrawn',
        format('setl_id={}', f.setl_id), NULL
 FROM fee f SEMI JOIN (SELECT DISTINCT fixmedins_code, setl_id FROM withdrawn WHERE run_id = ? AND table_name = 'setl')
      USING (fixmedins_code, setl_id)
-ANTI JOIN setl USING (fixmedins_code, setl_id);
+ANTI JOIN setl USING (fixmedins_code, setl_id)
 """
-# fee lines left without their settlement by tonight's corrections (the `setl_withdrawn` warnings): per file
+# those lines per file
 WITHDRAWN_SQL = """
     SELECT fixmedins_code, file, count(*) AS lines FROM contract_warnings
     WHERE run_id = ? AND rule = 'setl_withdrawn' GROUP BY ALL ORDER BY fixmedins_code, file
@@ -153,7 +156,10 @@ def ingest(
         for statement in CROSS_TABLE_WARNINGS.strip().split(";\n"):
             if statement.strip():
                 con.execute(statement, [run_id] * statement.count("?"))
-        result.settlement_withdrawn = con.sql(WITHDRAWN_SQL, params=[run_id]).pl().to_dicts()
+        withdrew = "SELECT count(*) FROM withdrawn WHERE run_id = ? AND table_name = 'setl'"
+        if con.execute(withdrew, [run_id]).fetchall()[0][0]:  # else no need to scan `fee`
+            con.execute(SETL_WITHDRAWN_WARNINGS, [run_id, run_id])
+            result.settlement_withdrawn = con.sql(WITHDRAWN_SQL, params=[run_id]).pl().to_dicts()
     still_waiting(con, inbox / "uploads", result)
     result.newest_upload = newest_upload(con)
     behind = behind_uploads(con, result.newest_upload)
