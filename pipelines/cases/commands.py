@@ -125,7 +125,8 @@ def _list(args) -> None:
 def _show(args) -> None:
     con = _read(args.db)
     try:
-        rect = rectifications(con, date.today()).filter(pl.col("rect_id") == args.case_id)
+        items = rectifications(con, date.today())
+        rect = items.filter(pl.col("rect_id") == args.case_id)
         if rect.height:
             _show_rectification(con, rect.row(0, named=True))
             return
@@ -139,7 +140,7 @@ def _show(args) -> None:
             "SELECT audited, confirmed, confirmed_amount, last_audited_on FROM case_outcomes WHERE case_id = ?",
             [args.case_id],
         ).fetchall()
-        rects = rectifications(con, date.today()).filter(pl.col("case_id") == args.case_id)
+        rects = items.filter(pl.col("case_id") == args.case_id)
     finally:
         con.close()
     print(f"{case['case_id']}  {case['title']}  机构 {case['fixmedins_code']}  当前环节 {status}")

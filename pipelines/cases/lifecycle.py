@@ -30,7 +30,7 @@ def load(path: Path = CONFIG_PATH) -> dict:
         if unknown:
             raise ValueError(f"{path.name}: {src} leads to unknown status {', '.join(sorted(unknown))}")
     for src, events in cfg["rectification"].items():
-        unknown = set([src, *events]) - set(RECT_STATUS_ZH)
+        unknown = {src, *events} - set(RECT_STATUS_ZH)
         if unknown:
             raise ValueError(f"{path.name}: [rectification] names unknown state {', '.join(sorted(unknown))}")
     return cfg

@@ -163,15 +163,19 @@ RECT_ZH = {
 }
 
 
-def rectification_table(con: duckdb.DuckDBPyConnection, as_of: date) -> pl.DataFrame:
-    """Every rectification item in Chinese columns: those to follow up first, then by deadline."""
+def _yes(column: str) -> pl.Expr:
+    return pl.when(pl.col(column)).then(pl.lit("是")).otherwise(pl.lit(""))
+
+
+def rectification_table(con: duckdb.DuckDBPyConnection, rects: pl.DataFrame) -> pl.DataFrame:
+    """The items of `rectifications()` in Chinese columns: those to follow up first, then by deadline."""
     names = con.sql(f"SELECT fixmedins_code, fixmedins_name FROM {ref_table(con, 'institutions')}").pl()
-    r = rectifications(con, as_of).join(names, on="fixmedins_code", how="left")
+    r = rects.join(names, on="fixmedins_code", how="left")
     return (
         r.sort(["follow_up", "due_on", "rect_id"], descending=[True, False, False])
         .with_columns(
             status_zh=pl.col("status").replace_strict(RECT_STATUS_ZH),
-            overdue_zh=pl.when(pl.col("overdue")).then(pl.lit("是")).otherwise(pl.lit("")),
+            overdue_zh=_yes("overdue"),
             follow_up_zh=pl.when(pl.col("follow_up"))
             .then(pl.lit("是"))
             .when(pl.col("followed_up_in").is_not_null())
@@ -185,10 +189,10 @@ def rectification_table(con: duckdb.DuckDBPyConnection, as_of: date) -> pl.DataF
     )
 
 
-def write_cases_xlsx(con: duckdb.DuckDBPyConnection, as_of: date, out: Path) -> int:
+def write_cases_xlsx(con: duckdb.DuckDBPyConnection, as_of: date, rects: pl.DataFrame, out: Path) -> int:
     frame = open_case_table(con, as_of).with_columns(
         kind_zh=pl.col("kind").replace_strict({"finding": "数据疑点", "complaint": "举报投诉"}, default="其他"),
-        overdue_zh=pl.when(pl.col("overdue")).then(pl.lit("是")).otherwise(pl.lit("")),
+        overdue_zh=_yes("overdue"),
         opened_on=pl.col("opened_on").cast(pl.String),
         due_on=pl.col("due_on").cast(pl.String),
     )
@@ -197,7 +201,7 @@ def write_cases_xlsx(con: duckdb.DuckDBPyConnection, as_of: date, out: Path) -> 
         book.sheet("未结案件").title(f"未结案件 — 截至{as_of}").table(shown, main=True)
         book.sheet("整改跟踪").title(
             f"整改跟踪 — 截至{as_of}（逾期未报送或整改不合格的机构列入下一周期跟踪检查）"
-        ).table(rectification_table(con, as_of), main=True)
+        ).table(rectification_table(con, rects), main=True)
         people = con.sql("SELECT DISTINCT inspector_id, inspector_name FROM draw_groups ORDER BY inspector_id").pl()
         for pid, name in people.iter_rows():
             mine = frame.filter(pl.col("inspector_ids").list.contains(pid))
@@ -212,9 +216,9 @@ def run_cases(
     con: duckdb.DuckDBPyConnection, run_id: str, as_of: date, draw_id: str | None, notices: dict, out: Path
 ) -> dict:
     opened, rects = open_cases(con, run_id, as_of, draw_id, notices)
-    open_count = write_cases_xlsx(con, as_of, out)
-    c = cases(con, as_of)
     r = rectifications(con, as_of)
+    open_count = write_cases_xlsx(con, as_of, r, out)
+    c = cases(con, as_of)
     return {
         "opened": opened,
         "open": open_count,
