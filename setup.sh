@@ -31,7 +31,7 @@ stamp=.venv/.claimwatch-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   echo "setup: installing claimwatch and its dependencies into .venv (about a minute the first time)"
   quiet .venv/bin/pip install --disable-pip-version-check -q --upgrade pip
-  quiet .venv/bin/pip install --disable-pip-version-check -q -e '.[dev]'
+  quiet .venv/bin/pip install --disable-pip-version-check -q -e '.[dev,notebook]'
   touch "$stamp"
 fi
 echo "setup: ready (.venv/bin/claimwatch)"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
 from datetime import date
 from pathlib import Path
 
@@ -36,6 +37,22 @@ def test_charts_have_a_font_with_every_chinese_glyph():
     family = cjk_font()
     path = font_manager.findfont(font_manager.FontProperties(family=family), fallback_to_default=False)
     assert has_glyphs(path, CHART_TEXT), f"{family} ({path}) lacks some glyphs"
+
+
+def test_drawing_a_chart_leaves_the_callers_matplotlib_as_it_was():
+    """The notebook imports the charts module; it used to switch the kernel to Agg (no inline charts) and leave
+    the house style in the caller's rcParams."""
+    probe = (
+        "import matplotlib, polars as pl; matplotlib.use('svg'); before = dict(matplotlib.rcParams); "
+        "from pipelines.report import charts; "
+        "png = charts.mix(pl.DataFrame({'source_name': ['规则'], 'visits': [2], 'amount': [30.0]})); "
+        "assert png.startswith(bytes([137]) + b'PNG'), 'not a PNG'; "
+        "assert matplotlib.get_backend() == 'svg', matplotlib.get_backend(); "
+        "changed = [k for k, v in matplotlib.rcParams.items() if before[k] != v]; "
+        "assert not changed, changed"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-800:]
 
 
 def chromium() -> str:

@@ -1,18 +1,19 @@
 """Charts for the report: matplotlib in the house style (`reports/templates/charts.mplstyle`), Chinese
-labels in a CJK font, each chart returned as PNG bytes to embed."""
+labels in a CJK font, each chart returned as PNG bytes to embed. Figures are drawn without pyplot and the style
+is applied only while a chart is drawn, so importing this module (the analysts' notebook does) leaves the
+caller's matplotlib backend and settings as they were."""
 
 from __future__ import annotations
 
 import io
-from functools import cache
+from collections.abc import Callable
+from functools import cache, wraps
 from pathlib import Path
 
 import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import polars as pl
 from matplotlib import font_manager
+from matplotlib.figure import Figure
 from matplotlib.ft2font import FT2Font
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
@@ -65,19 +66,29 @@ def cjk_font() -> str:
     return found
 
 
+def _house_style(chart: Callable[..., bytes]) -> Callable[..., bytes]:
+    """Draw `chart` in the house style and a CJK font; matplotlib's settings are restored after it."""
+
+    @wraps(chart)
+    def drawn(*args, **kwargs) -> bytes:
+        with matplotlib.rc_context(fname=str(STYLE), rc={"font.family": [cjk_font(), "DejaVu Sans"]}):
+            return chart(*args, **kwargs)
+
+    return drawn
+
+
 def _figure(ncols: int = 1):
-    plt.style.use(STYLE)
-    plt.rcParams["font.family"] = [cjk_font(), "DejaVu Sans"]
-    return plt.subplots(1, ncols, sharey=ncols > 1)
+    fig = Figure()
+    return fig, fig.subplots(1, ncols, sharey=ncols > 1)
 
 
-def _png(fig) -> bytes:
+def _png(fig: Figure) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
-    plt.close(fig)
     return buf.getvalue()
 
 
+@_house_style
 def weekly(frame: pl.DataFrame) -> bytes:
     """Flagged visits (bars) and amount at issue (line) by week. `frame`: week, visits, amount, days (with data in
     the window). A week with fewer than 7 is drawn pale and starred (the report says why under the chart), so
@@ -119,6 +130,7 @@ def top_institutions(frame: pl.DataFrame) -> bytes:
     )
 
 
+@_house_style
 def _ranked(labels: list[str], values: list[float], title: str, xlabel: str, color: str) -> bytes:
     """Horizontal bars on a 0-100 scale, the first label on top."""
     fig, ax = _figure()
@@ -132,6 +144,7 @@ def _ranked(labels: list[str], values: list[float], title: str, xlabel: str, col
     return _png(fig)
 
 
+@_house_style
 def mix(frame: pl.DataFrame) -> bytes:
     """Findings by detector/rule: visits and amount. `frame`: source_name, visits, amount."""
     fig, (ax1, ax2) = _figure(ncols=2)
@@ -149,6 +162,7 @@ def mix(frame: pl.DataFrame) -> bytes:
     return _png(fig)
 
 
+@_house_style
 def by_region(frame: pl.DataFrame) -> bytes:
     """Flagged amount by region, hospitals and pharmacies side by side. `frame`: region, kind, amount."""
     fig, ax = _figure()
