@@ -41,6 +41,23 @@ def test_cases_cycle_through_two_nights_and_the_commands(inbox_copy, tmp_path):
     r = cli("cases", "--db", str(db), "list", "--status", "open")  # not a status: say which are, not "no cases"
     every = "初审、复审、申诉、调查核实、处理、不予立案、撤销、结案"
     assert r.returncode == 2 and r.stderr.strip() == f"claimwatch: error: no status 'open': a case is in one of {every}"
+    # an inspector's cases are those of the institutions their group was sent to, by id or by full name
+    con = duckdb.connect(str(db), read_only=True)
+    pid, name, mine = con.execute(
+        """SELECT g.inspector_id, any_value(g.inspector_name), list(DISTINCT c.case_id ORDER BY c.case_id)
+           FROM draw_groups g JOIN draw_targets t USING (draw_id, inspection_group)
+           JOIN cases c ON c.fixmedins_code = t.fixmedins_code
+           GROUP BY ALL ORDER BY g.inspector_id LIMIT 1"""
+    ).fetchall()[0]
+    con.close()
+    for who in (pid, name):
+        r = cli("cases", "--db", str(db), "list", "--inspector", who, "--all")
+        assert [line.split()[0] for line in r.stdout.splitlines()[:-1]] == mine, r.stdout
+    for who in (".", name[0], "JC999"):  # not a pattern, not part of a name: refused, not "no cases match"
+        r = cli("cases", "--db", str(db), "list", "--inspector", who)
+        assert r.returncode == 2 and f"no inspector {who!r} on inspectors.csv" in r.stderr, r.stderr
+    r = cli("cases", "--db", str(db), "list", "--institution", "H99")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "no institution 'H99'" in r.stderr, r.stderr
 
     # outcomes imported twice change nothing the second time
     outcomes = audit_outcomes(

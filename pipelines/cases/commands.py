@@ -18,6 +18,7 @@ from pipelines.cases.lifecycle import RECT_EVENTS, RECT_STATUS_ZH, TransitionRef
 from pipelines.cases.step import OUTCOMES_SQL, open_case_table
 from pipelines.cases.store import UnknownCase, advance, record_rectification, rectifications, status_of
 from pipelines.progress import counted, padded
+from pipelines.warehouse.schema import ref_table
 
 
 class CaseError(Exception):
@@ -99,27 +100,60 @@ def _list(args) -> None:
     if args.status and args.status not in (known := statuses()):
         raise CaseError(f"no status {args.status!r}: a case is in one of {'、'.join(known)}")
     con = _read(args.db)
-    as_of = args.as_of or date.today()
-    frame = open_case_table(con, as_of, closed_too=args.all)
-    con.close()
-    if args.institution:
-        frame = frame.filter(pl.col("fixmedins_code") == args.institution)
+    try:
+        as_of = args.as_of or date.today()
+        frame = open_case_table(con, as_of, closed_too=args.all)
+        if args.institution:
+            _known_institution(con, args.institution)
+            frame = frame.filter(pl.col("fixmedins_code") == args.institution)
+        if args.inspector:
+            ids = _inspector_ids(con, args.inspector)
+            frame = frame.filter(pl.col("inspector_ids").list.eval(pl.element().is_in(ids)).list.any())
+    finally:
+        con.close()
     if args.status:
         frame = frame.filter(pl.col("status") == args.status)
     if args.overdue:
         frame = frame.filter(pl.col("overdue"))
-    if args.inspector:
-        frame = frame.filter(
-            pl.col("inspector_ids").list.contains(args.inspector) | pl.col("inspectors").str.contains(args.inspector)
-        )
     if frame.is_empty():
-        print("no cases match")
+        print("no cases match" + ("" if args.all else " (closed cases are listed with --all)"))
         return
     for r in frame.iter_rows(named=True):
         late = " 逾期" if r["overdue"] else ""
         due = f"  核查期限 {r['due_on']}" if r["due_on"] else ""
         print(f"{r['case_id']:<28} {padded(r['status'], 10)} {r['fixmedins_code']:<14} {r['title']}{due}{late}")
     print(counted(frame.height, "case"))
+
+
+def _known_institution(con, code: str) -> None:
+    """Refuse a code that is neither on the institutions list nor the subject of a case: a typo, not 'no cases'."""
+    names = ref_table(con, "institutions")
+    known = con.execute(
+        f"SELECT count(*) FROM (SELECT fixmedins_code FROM {names} UNION SELECT fixmedins_code FROM cases) "
+        "WHERE fixmedins_code = ?",
+        [code],
+    ).fetchall()[0][0]
+    if not known:
+        raise CaseError(f"no institution {code!r} on institutions.csv or in any case")
+
+
+def _inspector_ids(con, who: str) -> list[str]:
+    """The ids of the inspector named `who` (an id, or a name exactly as on inspectors.csv), on the roster or in
+    any draw's groups; an unknown one is refused rather than matching no case."""
+    roster = ref_table(con, "inspectors")
+    ids = [
+        r[0]
+        for r in con.execute(
+            f"""SELECT DISTINCT inspector_id FROM (
+                    SELECT inspector_id, inspector_name FROM {roster}
+                    UNION ALL SELECT inspector_id, inspector_name FROM draw_groups)
+                WHERE inspector_id = $1 OR inspector_name = $1 ORDER BY 1""",
+            [who],
+        ).fetchall()
+    ]
+    if not ids:
+        raise CaseError(f"no inspector {who!r} on inspectors.csv or in any draw: give an inspector_id or a full name")
+    return ids
 
 
 def _show(args) -> None:
