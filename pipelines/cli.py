@@ -298,7 +298,10 @@ def run_nightly_cli(
         os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
         from pipelines.flows.nightly import nightly_flow
 
-        return nightly_flow(str(inbox), str(db), str(out), as_of.isoformat() if as_of else None, seed, targeting)
+        state = nightly_flow(
+            str(inbox), str(db), str(out), as_of.isoformat() if as_of else None, seed, targeting, return_state=True
+        )
+        return state.result()  # raises the run's exception: a fixable one is then reported in one line
     return run_nightly(NightlyParams(inbox, db, out, as_of, seed, targeting or {}), progress=Progress())
 
 

@@ -47,3 +47,22 @@ def test_nightly_flow_loads_and_reports(prefect_harness, small_inbox, tmp_path):
     setl = pl.read_csv(next((small_inbox / "uploads").glob("H*_setl.csv")), infer_schema=False)
     shown = md.data + json.dumps(rows, ensure_ascii=False)
     assert not any(p in shown for p in setl["psn_no"].to_list() + setl["psn_name"].to_list())
+
+
+def test_a_folder_that_is_not_an_inbox_fails_the_run_with_one_line(prefect_harness, tmp_path):
+    """The run's state says what to fix, as the command line would; before, the flow raised, and Prefect logged a
+    traceback in the run's log."""
+    from pipelines.flows.nightly import nightly_flow
+    from pipelines.nightly import RunInputError
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    state = nightly_flow(str(empty), str(tmp_path / "w.duckdb"), str(tmp_path / "out"), return_state=True)
+    assert state.is_failed()
+    assert (
+        state.message
+        == f"claimwatch: error: {empty} is not an inbox: expected an uploads/ and/or reference/ folder in it"
+    )
+    with pytest.raises(RunInputError):
+        state.result()  # the command line's `--orchestrator prefect` reports it in its one line
+    assert not (tmp_path / "w.duckdb").exists()
