@@ -486,9 +486,9 @@ def main(argv: list[str] | None = None) -> int:
         _watch_interrupts()
     args = _parser().parse_args(argv)
     from pipelines.cases.commands import CaseError
-    from pipelines.nightly import RunInputError
+    from pipelines.nightly import INPUT_ERRORS
     from pipelines.outputs.publish import OutputsNotPublished
-    from pipelines.warehouse.session import STOPPED_BY, NotAWarehouse, WarehouseBusy
+    from pipelines.warehouse.session import STOPPED_BY
 
     try:
         if isinstance(db := getattr(args, "db", None), Path) and db.is_dir():
@@ -499,7 +499,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except KeyboardInterrupt:
         return _interrupted()
-    except (UserError, RunInputError, WarehouseBusy, NotAWarehouse, CaseError) as e:
+    except (UserError, CaseError, *INPUT_ERRORS) as e:
         print(f"claimwatch: error: {e}", file=sys.stderr)
         return 2
     except OutputsNotPublished as e:  # the one failure after the warehouse was published

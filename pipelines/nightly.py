@@ -40,11 +40,15 @@ from pipelines.report.data import load_report_data
 from pipelines.report.render import render_report
 from pipelines.targeting.outcomes import run_estimates
 from pipelines.targeting.step import run_targeting
-from pipelines.warehouse.session import STOPPED_BY, connect_writer, write_session
+from pipelines.warehouse.session import STOPPED_BY, NotAWarehouse, WarehouseBusy, connect_writer, write_session
 
 
 class RunInputError(ValueError):
     """A problem with what the user gave the run (paths, dates): reported in one line, never a traceback."""
+
+
+# what refuses a run for its input, which the user can fix: the command line and the Prefect flow report it in one line
+INPUT_ERRORS = (RunInputError, WarehouseBusy, NotAWarehouse)
 
 
 @dataclass

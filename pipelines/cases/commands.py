@@ -101,16 +101,16 @@ def _list(args) -> None:
         raise CaseError(f"no status {args.status!r}: a case is in one of {'、'.join(known)}")
     con = _read(args.db)
     try:
-        as_of = args.as_of or date.today()
-        frame = open_case_table(con, as_of, closed_too=args.all)
         if args.institution:
             _known_institution(con, args.institution)
-            frame = frame.filter(pl.col("fixmedins_code") == args.institution)
-        if args.inspector:
-            ids = _inspector_ids(con, args.inspector)
-            frame = frame.filter(pl.col("inspector_ids").list.eval(pl.element().is_in(ids)).list.any())
+        ids = _inspector_ids(con, args.inspector) if args.inspector else None
+        frame = open_case_table(con, args.as_of or date.today(), closed_too=args.all)
     finally:
         con.close()
+    if args.institution:
+        frame = frame.filter(pl.col("fixmedins_code") == args.institution)
+    if ids is not None:
+        frame = frame.filter(pl.col("inspector_ids").list.eval(pl.element().is_in(ids)).list.any())
     if args.status:
         frame = frame.filter(pl.col("status") == args.status)
     if args.overdue:

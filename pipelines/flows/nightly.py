@@ -18,10 +18,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.states import Failed, State
 
 from pipelines.flows.artifacts import SUMMARY_KEY, TOP_KEY, summary_markdown, top_institutions
-from pipelines.nightly import NightlyParams, RunContext, RunInputError, Step, run_nightly
-from pipelines.warehouse.session import NotAWarehouse, WarehouseBusy
-
-FIXABLE = (RunInputError, WarehouseBusy, NotAWarehouse)  # what the command line reports as `claimwatch: error:`
+from pipelines.nightly import INPUT_ERRORS, NightlyParams, RunContext, Step, run_nightly
 
 # Only steps that write nothing but files are retried: a step that writes the warehouse fails the run instead,
 # which leaves the warehouse as it was (a retry would start from its half-written staging copy).
@@ -50,7 +47,7 @@ def nightly_flow(
     log = get_run_logger()
     try:
         summary = run_nightly(params, runner=prefect_runner)
-    except FIXABLE as e:
+    except INPUT_ERRORS as e:
         log.error("claimwatch: error: %s", e)
         return Failed(message=f"claimwatch: error: {e}", data=e)
     create_markdown_artifact(summary_markdown(summary), key=SUMMARY_KEY, description="claimwatch 夜间运行摘要")
